@@ -406,7 +406,10 @@ def load_task(path: str | Path, *, val_fraction: float = VAL_FRACTION) -> Task:
     try:
         code = compile(source, where, "exec")
     except SyntaxError as exc:
-        raise TaskError(f"{where}: syntax error at line {exc.lineno}: {exc.msg}. Fix the file and retry.") from None
+        raise TaskError(
+            f"{where}: syntax error at line {exc.lineno}: {exc.msg}. Fix: correct that line "
+            "(`python -m py_compile FILE` shows the same error)."
+        ) from None
     module_name = f"autobs_task_{hashlib.sha256(source).hexdigest()[:12]}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
