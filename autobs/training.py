@@ -43,8 +43,9 @@ LOSS_EMA_BETA = 0.9
 # Step-time warm-up: the first steps pay for lazy initialisation, allocator growth and kernel selection.
 TIMING_SKIP_STEPS = 3
 # About this many validation points over a run by default: enough to read steps-to-target to ~5% of the
-# run; each costs a forward pass over the validation set (10% of the data by default), so ~20 of them
-# add a few percent over a 10-epoch run.
+# run. Over a 10-epoch run that is 2 validation passes per epoch; a forward pass costs about a third of
+# a training step per sample, so with a 10% split they add ~2·0.1/(3·0.9) ≈ 7% compute (measured:
+# reports/train_overhead.md).
 DEFAULT_EVAL_POINTS = 20
 
 
