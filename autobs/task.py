@@ -390,7 +390,8 @@ def load_task(path: str | Path, *, val_fraction: float = VAL_FRACTION) -> Task:
         TaskError: the file is missing, not Python, fails to import, or breaks the contract.
 
     Example:
-        >>> task = autobs.load_task("examples/digits_mlp.py")  # doctest: +SKIP
+        >>> import autobs
+        >>> task = autobs.load_task("examples/digits_mlp.py")
         >>> task.metric
         'accuracy'
     """

@@ -13,10 +13,10 @@ BatchNorm, and a short batch is a noisier step than the config describes).
 
 Example:
     >>> import autobs
-    >>> task = autobs.load_task("examples/digits_mlp.py")                      # doctest: +SKIP
-    >>> result = autobs.train(task, autobs.TrainConfig(batch_size=64, lr=0.1))  # doctest: +SKIP
-    >>> result.curve[-1].metric                                                 # doctest: +SKIP
-    0.97
+    >>> task = autobs.load_task("examples/digits_mlp.py")
+    >>> result = autobs.train(task, autobs.TrainConfig(batch_size=64, lr=0.1, schedule="cosine"))
+    >>> result.stop_reason, result.curve[-1].metric > 0.9
+    ('completed', True)
 """
 
 from __future__ import annotations
