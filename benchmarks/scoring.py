@@ -1,0 +1,152 @@
+"""Scoring against the grid-search oracle (../shared/BENCHMARKS.md), used by every benchmark.
+
+- ``time_to_target = steps_to_target × step_time(B)``, the step time measured once per batch size.
+- A config's steps-to-target is the median over its seeds (a seed that never reaches the target counts
+  as infinite, so with two seeds both must reach it).
+- The oracle's best config minimises time-to-target; its ``B_noise`` is the fit of
+  ``S(B) = S_min(1 + B_noise/B)`` (McCandlish et al. 2018, eq. 2.11) to the best steps at each B.
+- ``regret`` = a config's time-to-target / the oracle's best (1.0 perfect, ∞ never reaches the target).
+- ``tuning_cost`` = compute a tuner spent / compute of the whole grid, both in device-seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from typing import Iterable, Mapping
+
+from autobs.errors import ConfigError
+from autobs.scaling import ScalingFit, fit_steps_to_target, steps_to_target
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One finished training run of the grid (or of a tuner's config, scored the same way)."""
+
+    batch_size: int
+    lr: float
+    schedule: str
+    seed: int
+    curve: tuple  # dicts with step, samples, seconds, metric, train_loss
+    steps: int
+    diverged: bool
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> RunRecord:
+        return cls(d["batch_size"], d["lr"], d["schedule"], d["seed"], tuple(d["curve"]), d["steps"], d["diverged"])
+
+    def best_metric(self, higher_is_better: bool) -> float:
+        values = [p["metric"] for p in self.curve if p["metric"] is not None and math.isfinite(p["metric"])]
+        if not values:
+            return -math.inf if higher_is_better else math.inf
+        return max(values) if higher_is_better else min(values)
+
+    def final_metric(self) -> float:
+        return self.curve[-1]["metric"] if self.curve else math.nan
+
+
+def time_to_target(steps: float, step_time_s: float) -> float:
+    return steps * step_time_s if math.isfinite(steps) else math.inf
+
+
+def regret(time_to_target_s: float, oracle_best_s: float) -> float:
+    """Time-to-target relative to the oracle's best: 1.0 is as good as the grid's best, ∞ never reaches."""
+    if not oracle_best_s > 0 or not math.isfinite(oracle_best_s):
+        raise ConfigError(f"the oracle's best time-to-target must be positive and finite; got {oracle_best_s}.")
+    return time_to_target_s / oracle_best_s if math.isfinite(time_to_target_s) else math.inf
+
+
+def tuning_cost(tuner_seconds: float, grid_seconds: float) -> float:
+    """Compute a tuner spent as a fraction of the whole grid's compute (same device, seconds)."""
+    return tuner_seconds / grid_seconds
+
+
+def config_steps_to_target(runs: Iterable[RunRecord], target: float, higher_is_better: bool) -> float:
+    """Median over seeds of the first step that reaches ``target`` (∞ for a seed that never does)."""
+    values = [steps_to_target(r.curve, target, higher_is_better) for r in runs]
+    return statistics.median(values) if values else math.inf
+
+
+@dataclass(frozen=True)
+class ConfigScore:
+    batch_size: int
+    lr: float
+    schedule: str
+    seeds: int
+    steps_to_target: float
+    time_to_target_s: float
+    best_metric: float  # mean over seeds of the best validation metric the run reached
+    final_metric: float  # mean over seeds
+
+
+@dataclass
+class OracleSummary:
+    target: float
+    higher_is_better: bool
+    step_time_s: dict[int, float]
+    configs: list[ConfigScore]  # every (batch size, lr, schedule) of the grid
+    per_batch: list[ConfigScore]  # the best config at each batch size
+    lrs_tried: dict[int, list[float]]
+    best: ConfigScore | None  # smallest time-to-target; None if no config reaches the target
+    fit: ScalingFit | None  # S(B) fit to per_batch's finite steps-to-target; None if < 2 points
+    grid_seconds: float  # Σ over runs of steps × step_time(B): the grid's compute on this device
+
+    def lr_on_edge(self, batch_size: int) -> bool:
+        row = next(r for r in self.per_batch if r.batch_size == batch_size)
+        tried = self.lrs_tried[batch_size]
+        return len(tried) < 3 or row.lr in (min(tried), max(tried))
+
+    def regret(self, time_to_target_s: float) -> float:
+        if self.best is None:
+            raise ConfigError("no config of the grid reaches the target, so regret is undefined; lower the target.")
+        return regret(time_to_target_s, self.best.time_to_target_s)
+
+    def to_dict(self) -> dict:
+        return {
+            "target": self.target,
+            "higher_is_better": self.higher_is_better,
+            "step_time_s": {str(b): t for b, t in self.step_time_s.items()},
+            "per_batch": [asdict(r) | {"lr_on_edge": self.lr_on_edge(r.batch_size),
+                                       "lrs_tried": self.lrs_tried[r.batch_size]} for r in self.per_batch],
+            "best": asdict(self.best) if self.best else None,
+            "fit": self.fit.to_dict() if self.fit else None,
+            "grid_seconds": self.grid_seconds,
+            "configs": [asdict(c) for c in self.configs],
+        }
+
+
+def _rank(score: ConfigScore, higher_is_better: bool) -> tuple:
+    # Fewest steps to the target first; among configs that never reach it, the best metric reached.
+    return (score.steps_to_target, -score.best_metric if higher_is_better else score.best_metric)
+
+
+def summarize(
+    records: Iterable[RunRecord], step_time_s: Mapping[int, float], target: float, higher_is_better: bool
+) -> OracleSummary:
+    """Score every config of a grid against ``target`` and pick the best per batch size and overall."""
+    groups: dict[tuple, list[RunRecord]] = defaultdict(list)
+    for r in records:
+        groups[(r.batch_size, r.lr, r.schedule)].append(r)
+    configs = []
+    for (b, lr, schedule), runs in sorted(groups.items()):
+        steps = config_steps_to_target(runs, target, higher_is_better)
+        configs.append(ConfigScore(
+            batch_size=b, lr=lr, schedule=schedule, seeds=len(runs), steps_to_target=steps,
+            time_to_target_s=time_to_target(steps, step_time_s[b]),
+            best_metric=statistics.fmean(r.best_metric(higher_is_better) for r in runs),
+            final_metric=statistics.fmean(r.final_metric() for r in runs),
+        ))
+    per_batch, lrs_tried = [], {}
+    for b in sorted({c.batch_size for c in configs}):
+        at_b = [c for c in configs if c.batch_size == b]
+        per_batch.append(min(at_b, key=lambda c: _rank(c, higher_is_better)))
+        lrs_tried[b] = sorted({c.lr for c in at_b})
+    reached = [c for c in per_batch if math.isfinite(c.time_to_target_s)]
+    best = min(reached, key=lambda c: (c.time_to_target_s, c.steps_to_target)) if reached else None
+    finite = [(c.batch_size, c.steps_to_target) for c in reached]
+    fit = fit_steps_to_target(*zip(*finite)) if len(finite) >= 2 else None
+    grid_seconds = sum(r.steps * step_time_s[r.batch_size] for rs in groups.values() for r in rs)
+    return OracleSummary(target, higher_is_better, dict(step_time_s), configs, per_batch, lrs_tried, best, fit,
+                         grid_seconds)

@@ -1,0 +1,79 @@
+"""The benchmark scoring module (benchmarks/scoring.py) on synthetic grids with known answers."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from benchmarks.oracle import lr_of, read_runs
+from benchmarks.scoring import RunRecord, regret, summarize, tuning_cost
+
+S_MIN, B_NOISE = 80.0, 256.0
+BATCH_SIZES = [16, 32, 64, 128, 256, 512, 1024]
+STEP_TIME = {b: 0.001 * (1 + b / 128) for b in BATCH_SIZES}  # per-step cost grows with B
+
+
+def curve_reaching(steps_needed: float, total: int = 4000) -> tuple:
+    """Accuracy rising linearly to 0.9 at exactly `steps_needed`, evaluated every step near it."""
+    points = []
+    for step in sorted({0, *range(0, total, 7), math.floor(steps_needed) if math.isfinite(steps_needed) else 0}):
+        acc = 0.9 * step / steps_needed if math.isfinite(steps_needed) else 0.5 * step / total
+        points.append({"step": step, "samples": 0, "seconds": 0.0, "metric": min(acc, 0.95), "train_loss": None})
+    return tuple(points)
+
+
+def synthetic_grid():
+    """At each B the LR 0.1 reaches the target in S(B) steps; 0.03 needs 1.5x; 0.3 never (diverges)."""
+    records = []
+    for b in BATCH_SIZES:
+        s = math.floor(S_MIN * (1 + B_NOISE / b))
+        for lr, steps, diverged in ((0.03, 1.5 * s, False), (0.1, s, False), (0.3, math.inf, True)):
+            for seed in (0, 1):
+                records.append(RunRecord(b, lr, "constant", seed, curve_reaching(steps), 4000, diverged))
+    return records
+
+
+def test_summary_finds_best_lr_per_batch_size_and_b_noise():
+    summary = summarize(synthetic_grid(), STEP_TIME, target=0.9, higher_is_better=True)
+    assert [r.lr for r in summary.per_batch] == [0.1] * len(BATCH_SIZES)
+    assert summary.fit.b_noise == pytest.approx(B_NOISE, rel=0.02)
+    assert summary.fit.s_min == pytest.approx(S_MIN, rel=0.02)
+    # Time-to-target: S(B)·t(B) = S_min(1 + B_noise/B)·0.001(1 + B/128), least at B = sqrt(128·256) ≈ 181.
+    assert summary.best.batch_size in (128, 256)
+    assert summary.regret(summary.best.time_to_target_s) == 1.0
+    assert not any(summary.lr_on_edge(b) for b in BATCH_SIZES)
+
+
+def test_regret_of_worse_and_unreached_configs():
+    summary = summarize(synthetic_grid(), STEP_TIME, target=0.9, higher_is_better=True)
+    slow = next(c for c in summary.configs if c.batch_size == 16 and c.lr == 0.03)
+    assert summary.regret(slow.time_to_target_s) > 1.5
+    never = next(c for c in summary.configs if c.lr == 0.3)
+    assert summary.regret(never.time_to_target_s) == math.inf
+    assert regret(2.0, 1.0) == 2.0 and tuning_cost(30.0, 300.0) == 0.1
+    assert summary.grid_seconds == pytest.approx(sum(4000 * STEP_TIME[b] * 6 for b in BATCH_SIZES))
+
+
+def test_a_seed_that_misses_the_target_makes_the_config_miss_it():
+    records = [RunRecord(64, 0.1, "constant", 0, curve_reaching(100), 4000, False),
+               RunRecord(64, 0.1, "constant", 1, curve_reaching(math.inf), 4000, False),
+               RunRecord(32, 0.1, "constant", 0, curve_reaching(300), 4000, False),
+               RunRecord(32, 0.1, "constant", 1, curve_reaching(300), 4000, False)]
+    summary = summarize(records, STEP_TIME, target=0.9, higher_is_better=True)
+    assert math.isinf(next(c for c in summary.configs if c.batch_size == 64).steps_to_target)
+    assert summary.best.batch_size == 32 and summary.fit is None
+
+
+def test_best_lr_on_the_grid_edge_is_flagged():
+    records = [r for r in synthetic_grid() if r.lr != 0.3]  # 0.1 is now the largest LR tried
+    summary = summarize(records, STEP_TIME, target=0.9, higher_is_better=True)
+    assert all(summary.lr_on_edge(b) for b in BATCH_SIZES)
+
+
+def test_oracle_resume_reads_finished_runs_and_skips_a_cut_line(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    path.write_text(json.dumps({"batch_size": 16}) + "\n" + '{"batch_size": 3')
+    assert read_runs(path) == [{"batch_size": 16}]
+    assert [lr_of(k, 2) for k in (-4, -3, 0)] == [0.01, 0.0316228, 1.0]
