@@ -95,8 +95,9 @@ def lightning_recommendation(task: autobs.Task, *, init_batch_size: int = 2) -> 
     module = _lightning_module(task, init_batch_size, 1e-3)
     # max_epochs as the user plans it: lr_find's 100 steps are capped by it, so with max_epochs=1 and a
     # batch of half the dataset it gets 2 points and no suggestion.
-    trainer = pl.Trainer(accelerator="cpu", max_epochs=task.epochs, logger=False, default_root_dir=tempfile.mkdtemp(), enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=task.epochs, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tempfile.mkdtemp())  # its tuner checkpoints go there, not to cwd
     tuner = Tuner(trainer)
     batch = tuner.scale_batch_size(module, mode="power", init_val=init_batch_size)
     batch = min(batch, len(task.train))  # Lightning stops at the dataset length; a full batch must fit
