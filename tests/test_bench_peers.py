@@ -33,3 +33,14 @@ def test_lightning_peer_gives_a_trainable_config(write_task):
     assert rec.batch_size == len(task.train)  # no OOM on CPU: doubling stops at the dataset length
     assert rec.lr > 0 and rec.tuner_seconds > 0
     assert not autobs.train(task, rec.config()).diverged
+
+
+@pytest.mark.slow
+def test_ray_tpe_peer_runs_trials_and_returns_a_config_from_its_space(write_task):
+    pytest.importorskip("ray.tune")
+    from benchmarks.peers import ray_tpe_recommendation
+
+    task = autobs.load_task(write_task(GOOD_TASK + "epochs = 2\n"))
+    rec = ray_tpe_recommendation(task, max_batch_size=64, num_trials=3, cpus=2)
+    assert rec.batch_size in (8, 16, 32, 64) and 1e-5 <= rec.lr <= 3.0
+    assert rec.schedule in autobs.SCHEDULES and rec.details["trials"] == 3
