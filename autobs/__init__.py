@@ -24,6 +24,9 @@ _EXPORTS = {
     "CurvePoint": "training",
     "train": "training",
     "resolve_device": "training",
+    "probe_memory": "memory",
+    "MemoryResult": "memory",
+    "OutOfMemory": "memory",
     "SCHEDULES": "schedules",
     "lambda_lr": "schedules",
     "lr_factor": "schedules",
@@ -33,6 +36,7 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load lazily below
     from .errors import AutobsError, ConfigError, TaskError
+    from .memory import MemoryResult, OutOfMemory, probe_memory
     from .schedules import SCHEDULES, lambda_lr, lr_factor
     from .task import Task, load_task
     from .training import CurvePoint, TrainConfig, TrainResult, resolve_device, train

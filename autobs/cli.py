@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 from typing import Any, Sequence
@@ -39,17 +38,9 @@ def _progress(message: str) -> None:
 
 
 def _print_json(obj: Any) -> None:
-    # JSON has no NaN/Infinity: write them as null so every parser reads the output.
-    def clean(x):
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [clean(v) for v in x]
-        return x
+    from .rundir import to_json
 
-    print(json.dumps(clean(obj), indent=2))
+    print(json.dumps(to_json(obj), indent=2))
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -106,6 +97,32 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from .memory import probe_memory
+    from .rundir import run_dir, write_json
+    from .task import load_task
+
+    task = load_task(args.model)
+    out = run_dir(task.name, args.out)  # checked before the work starts
+    result = probe_memory(task, device=args.device, memory_limit=args.memory_limit, headroom=args.headroom,
+                          bf16=args.bf16, progress=True)
+    path = write_json(out / "memory.json", {"task": task.describe(), **result.to_dict()})
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        best = max((p for p in result.probes if p.samples_per_s), key=lambda p: p.samples_per_s)
+        print(
+            f"max_batch_size {result.max_batch_size} on {result.device} "
+            f"(budget {result.budget_bytes / 2**20:.0f} MiB = limit {result.memory_limit_bytes / 2**20:.0f} MiB "
+            f"minus {result.headroom:.0%} headroom; {len(result.probes)} probes; {result.reason})\n"
+            f"peak(B) ≈ {result.fixed_bytes / 2**20:.1f} MiB + {result.bytes_per_sample / 2**10:.1f} KiB × B; "
+            f"fastest probed: {best.samples_per_s:.0f} samples/s at batch {best.batch_size}\n"
+            + "".join(f"note: {n}\n" for n in result.notes)
+            + f"saved {path}"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autobs",
@@ -119,6 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("model", metavar="MODEL.py")
     check.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     check.set_defaults(run=_cmd_check)
+
+    probe = sub.add_parser("probe", help="largest batch size that fits in memory, and samples/s per size")
+    probe.add_argument("model", metavar="MODEL.py")
+    probe.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    probe.add_argument("--memory-limit", help="e.g. 8GiB (default: the GPU's memory; on CPU half the free RAM)")
+    probe.add_argument("--headroom", type=float, default=0.10, help="fraction of the limit kept free (0.10)")
+    probe.add_argument("--bf16", action="store_true", help="probe under bfloat16 autocast (CUDA)")
+    probe.add_argument("--out", help="run directory (default runs/<model name>)")
+    probe.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    probe.set_defaults(run=_cmd_probe)
 
     from .schedules import SCHEDULES  # light: math and torch.optim only at call time
 

@@ -1,0 +1,350 @@
+"""Stage 1: the memory ceiling (largest batch size that fits) and throughput at each probed size.
+
+Instead of doubling until a crash (Lightning's ``scale_batch_size``) autobs measures: the peak bytes
+of a real training step *and* a validation forward at a few small batch sizes, fits
+``peak(B) = a + b·B`` (activation memory is linear in the batch; parameters, gradients and optimizer
+state are the constant), jumps to the largest B the fit allows under ``limit × (1 − headroom)``, and
+confirms with a real step there. If the prediction was wrong it refits with the new point and, on a
+miss, bisects between the largest size that fitted and the smallest that did not.
+
+Peak bytes:
+- CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``, minus what was allocated
+  before the probe; the limit is the card's memory unless ``memory_limit`` says less.
+- CPU: torch keeps no allocator statistics, so a ``TorchDispatchMode`` counts the bytes of every tensor
+  storage that torch operations create while the probe runs, and subtracts them when the storage is
+  freed: the peak of what torch allocated, free of process RSS noise. The limit is ``memory_limit`` or
+  a share of the RAM available now (``DEFAULT_CPU_SHARE``).
+A real allocation failure (CUDA/HIP/MPS/XPU OOM, cuDNN/cuBLAS allocation failures, the CPU allocator
+under an address-space limit, ``MemoryError``) counts as "does not fit"; any other error propagates.
+
+Every probe is a run of the one training loop (``autobs.train``) on the task's own fresh model, so
+nothing of the user's needs restoring.
+
+Example:
+    >>> import autobs
+    >>> result = autobs.probe_memory(autobs.load_task("examples/digits_mlp.py"), memory_limit="64MiB")
+    >>> 1000 < result.max_batch_size <= 1617
+    True
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import re
+import sys
+import weakref
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from .errors import AutobsError, ConfigError
+from .task import Task
+from .training import TIMING_SKIP_STEPS, TrainConfig, resolve_device, train
+
+HEADROOM = 0.10  # DESIGN: keep 10% free for fragmentation, longer batches and whatever else runs
+DEFAULT_CPU_SHARE = 0.5  # of the RAM available now: the rest stays for the data, the OS and other work
+FIT_SIZES = (2, 8, 32)  # from 2 (BatchNorm needs 2 values per channel); spread 16x so the slope is clear
+TIMED_STEPS = 5  # timed steps per probed size (after TIMING_SKIP_STEPS warm-up steps); the median is kept
+MAX_ROUNDS = 8  # probes after the fit sizes, at most: jumps to the predicted ceiling, then bisection
+BISECT_TOLERANCE = 0.01  # stop bisecting when the bracket is within 1% (or 1 sample)
+PROBE_LR = 1e-6  # memory and step time do not depend on the LR; a tiny one keeps the run finite
+
+
+class OutOfMemory(AutobsError):
+    """The model does not fit in the memory limit even at the smallest batch size."""
+
+
+# One predicate for every backend's out-of-memory message (message fragments, lower-cased).
+_OOM_MESSAGES = (
+    "out of memory",  # CUDA "CUDA out of memory", HIP "HIP out of memory", XPU, MPS "MPS backend out of memory"
+    "can't allocate memory",  # CPU DefaultCPUAllocator under an address-space or overcommit limit
+    "not enough memory",  # CPU allocator on Windows, XPU
+    "cudnn_status_alloc_failed",
+    "cudnn_status_not_supported",  # cuDNN reports a failed workspace allocation this way (Lightning treats it alike)
+    "cublas_status_alloc_failed",
+    "miopen_status_alloc_failed",  # ROCm's cuDNN
+)
+
+
+def is_oom(exc: BaseException) -> bool:
+    """True if ``exc`` (or an exception it was raised from) is an out-of-memory error of any backend."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+            return True
+        if isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in _OOM_MESSAGES):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(value: int | float | str) -> int:
+    """``"8GiB"``, ``"512MB"``, ``"2e9"`` or a number of bytes → bytes.
+
+    Raises:
+        ConfigError: not a positive size.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number, unit = float(value), ""
+    else:
+        match = re.fullmatch(r"\s*([0-9.]+(?:e[0-9]+)?)\s*([a-zA-Z]*)\s*", str(value))
+        number, unit = (float(match.group(1)), match.group(2).lower()) if match else (0.0, "?")
+    if unit not in _UNITS or not number > 0:
+        raise ConfigError(f"memory limit {value!r} is not a positive size. Use bytes or a unit: 512MiB, 8GiB, 16GB.")
+    return int(number * _UNITS[unit])
+
+
+def available_cpu_bytes() -> int:
+    """RAM available now (``MemAvailable`` from /proc/meminfo; free pages elsewhere)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass
+class Probe:
+    """One probed batch size: did a training step plus a validation forward fit, at what peak, how fast."""
+
+    batch_size: int
+    fits: bool
+    peak_bytes: int | None  # None when the attempt ran out of memory for real
+    samples_per_s: float | None  # None when it did not fit
+    oom: bool = False
+
+
+@dataclass
+class MemoryResult:
+    max_batch_size: int
+    memory_limit_bytes: int
+    headroom: float
+    device: str
+    probes: list[Probe]
+    fixed_bytes: float  # a in peak(B) = a + b·B: parameters, gradients, optimizer state, workspaces
+    bytes_per_sample: float  # b
+    reason: str
+    capped_by_dataset: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def budget_bytes(self) -> int:
+        return int(self.memory_limit_bytes * (1 - self.headroom))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_batch_size": self.max_batch_size,
+            "memory_limit_bytes": self.memory_limit_bytes,
+            "headroom": self.headroom,
+            "budget_bytes": self.budget_bytes,
+            "device": self.device,
+            "probes": [asdict(p) for p in sorted(self.probes, key=lambda p: p.batch_size)],
+            "fit": {"fixed_bytes": self.fixed_bytes, "bytes_per_sample": self.bytes_per_sample},
+            "reason": self.reason,
+            "capped_by_dataset": self.capped_by_dataset,
+            "notes": self.notes,
+        }
+
+
+class _CpuPeakBytes:
+    """Peak bytes of tensor storages created by torch operations while active (CPU only)."""
+
+    def __init__(self):
+        from torch.utils._python_dispatch import TorchDispatchMode
+        from torch.utils._pytree import tree_flatten
+
+        counter = self
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                for t in tree_flatten(out)[0]:
+                    if isinstance(t, torch.Tensor) and t.device.type == "cpu":
+                        counter._track(t.untyped_storage())
+                return out
+
+        self.mode = Mode()
+        self.live: dict[int, int] = {}
+        self.current = self.peak = 0
+
+    def _track(self, storage) -> None:
+        key = id(storage)  # storage objects are preserved while the C++ storage lives
+        if key not in self.live:
+            self.live[key] = storage.nbytes()
+            self.current += self.live[key]
+            self.peak = max(self.peak, self.current)
+            weakref.finalize(storage, self._free, key)
+
+    def _free(self, key: int) -> None:
+        self.current -= self.live.pop(key, 0)
+
+    def __enter__(self):
+        self.mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.mode.__exit__(*exc)
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _run_probe(task: Task, batch_size: int, dev: torch.device, budget: int, bf16: bool) -> Probe:
+    """A real training run of a few steps at ``batch_size`` (validation forward included, at the same
+    size), measuring peak bytes and, if it fits, samples/s."""
+    config = TrainConfig(batch_size=batch_size, lr=PROBE_LR)
+    timed = (TIMING_SKIP_STEPS + TIMED_STEPS) * batch_size
+    # Validation before and after the steps, at the same batch size: evaluation memory is measured too.
+    settings = dict(device=dev, eval_every_samples=10**12, bf16=bf16)
+    oom, peak, step_time = False, None, math.nan
+    try:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+            base = torch.cuda.memory_allocated(dev)
+            torch.cuda.reset_peak_memory_stats(dev)
+            result = train(task, config, samples=timed, **settings)
+            peak = torch.cuda.max_memory_allocated(dev) - base
+            step_time = result.step_time_s
+        else:
+            counter = _CpuPeakBytes()
+            with counter:  # two steps: the second runs with the optimizer state the first created
+                train(task, config, samples=2 * batch_size, **settings)
+            peak = counter.peak
+            if peak <= budget:  # timing without the counter's overhead
+                step_time = train(task, config, samples=timed, **settings).step_time_s
+    except Exception as exc:  # noqa: BLE001 — anything but an OOM is re-raised at once
+        if not is_oom(exc):
+            raise
+        oom = True
+    if oom:
+        # Outside the except block: the exception and its frames (holding the failed attempt's tensors)
+        # are gone now, so the memory can really be released (PyTorch FAQ, "my out of memory exception
+        # handler can't allocate memory").
+        gc.collect()
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+        return Probe(batch_size, fits=False, peak_bytes=None, samples_per_s=None, oom=True)
+    fits = peak <= budget
+    rate = batch_size / step_time if fits and step_time > 0 else None
+    return Probe(batch_size, fits=fits, peak_bytes=int(peak), samples_per_s=rate)
+
+
+def _fit_line(probes) -> tuple[float, float]:
+    """``(a, b)`` of ``peak(B) = a + b·B`` through the two largest measured sizes (a secant): nearest the
+    ceiling, where the answer is decided, and free of small-batch effects (per-step workspaces, kernels
+    that change with size) that bend the curve at tiny B. A probe that ran out of memory for real has
+    no measurement and is left out."""
+    points = sorted((p.batch_size, p.peak_bytes) for p in probes if p.peak_bytes is not None)[-2:]
+    if len(points) < 2:
+        return float(points[0][1]), 0.0
+    (b0, y0), (b1, y1) = points
+    slope = max((y1 - y0) / (b1 - b0), 0.0)
+    return y1 - slope * b1, slope
+
+
+def probe_memory(
+    task: Task,
+    *,
+    device: str | torch.device = "auto",
+    memory_limit: int | str | None = None,
+    headroom: float = HEADROOM,
+    bf16: bool = False,
+    progress: bool = False,
+) -> MemoryResult:
+    """Find the largest batch size whose training step and validation forward fit in memory.
+
+    Args:
+        task: the task; probes train fresh copies of its model.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``…
+        memory_limit: bytes or a size string (``"8GiB"``). Default: the card's memory on CUDA, a share
+            (``DEFAULT_CPU_SHARE``) of the available RAM on CPU.
+        headroom: fraction of the limit kept free (default 10%).
+        bf16: probe under bfloat16 autocast, as training will run.
+        progress: print each probe on stderr.
+
+    Raises:
+        OutOfMemory: the smallest batch size does not fit.
+        ConfigError: a bad limit or headroom.
+    """
+    if not 0 <= headroom < 1:
+        raise ConfigError(f"headroom must be in [0, 1); got {headroom!r}.")
+    dev = resolve_device(device)
+    notes = []
+    if dev.type == "cuda":
+        card = torch.cuda.get_device_properties(dev).total_memory
+        limit = min(card, parse_bytes(memory_limit)) if memory_limit is not None else card
+        if memory_limit is not None and parse_bytes(memory_limit) > card:
+            notes.append(f"memory limit above the card's {card} bytes; the card's memory is used")
+    else:
+        limit = parse_bytes(memory_limit) if memory_limit is not None else int(DEFAULT_CPU_SHARE * available_cpu_bytes())
+    budget = int(limit * (1 - headroom))
+    n_train = len(task.train)
+    probes: dict[int, Probe] = {}
+
+    def probe(b: int) -> Probe:
+        if b not in probes:
+            probes[b] = _run_probe(task, b, dev, budget, bf16)
+            p = probes[b]
+            if progress:
+                peak = "OOM" if p.oom else f"{p.peak_bytes / 2**20:.1f} MiB"
+                rate = f", {p.samples_per_s:.0f} samples/s" if p.samples_per_s else ""
+                _progress(f"probe batch {b}: {peak} of {budget / 2**20:.1f} MiB budget, "
+                          f"{'fits' if p.fits else 'does not fit'}{rate}")
+        return probes[b]
+
+    sizes = sorted({min(s, n_train) for s in FIT_SIZES}) if n_train > 1 else [1]
+    first = probe(sizes[0])
+    if not first.fits:
+        used = "more than the limit (OOM)" if first.oom else f"{first.peak_bytes} bytes"
+        raise OutOfMemory(
+            f"{task.name}: one training step at batch size {sizes[0]} needs {used}, but the budget is "
+            f"{budget} bytes ({limit} limit minus {headroom:.0%} headroom). Fix: raise --memory-limit, use a "
+            "device with more memory, or make the model smaller."
+        )
+    for s in sizes[1:]:
+        if not probe(s).fits:
+            break
+
+    reason = "probe budget spent"
+    for _ in range(MAX_ROUNDS):
+        best = max(p.batch_size for p in probes.values() if p.fits)
+        failed = min((p.batch_size for p in probes.values() if not p.fits), default=math.inf)
+        if best == n_train:
+            reason = "every batch up to the training set size fits"
+            break
+        if failed - best <= max(1, BISECT_TOLERANCE * best):
+            reason = f"{best} fits and {failed} does not"
+            break
+        a, b = _fit_line(probes.values())
+        ceiling = math.inf if b <= 0 else (budget - a) / b  # where the line crosses the budget
+        if ceiling < best * (1 + BISECT_TOLERANCE):
+            reason = f"a real step at {best} fits and the fit puts the ceiling at {ceiling:.0f}"
+            break
+        if ceiling < failed:
+            next_size = max(best + 1, int(min(ceiling, n_train)))  # jump to the predicted ceiling
+        else:
+            next_size = (best + int(min(failed, n_train + 1))) // 2  # prediction was wrong: bisect
+        probe(next_size)
+    lo = max(p.batch_size for p in probes.values() if p.fits)
+    a, b = _fit_line(probes.values())
+    capped = lo == n_train
+    if capped:
+        notes.append(f"capped at the training set size ({n_train} items): no larger full batch exists")
+    return MemoryResult(
+        max_batch_size=lo, memory_limit_bytes=limit, headroom=headroom, device=str(dev),
+        probes=sorted(probes.values(), key=lambda p: p.batch_size), fixed_bytes=a, bytes_per_sample=b,
+        reason=reason, capped_by_dataset=capped, notes=notes,
+    )

@@ -1,0 +1,57 @@
+"""The run directory: one JSON file per stage, written atomically, in a folder private to the user.
+
+``runs/<task name>/`` by default. A write goes to a temporary file in the same folder and is renamed
+over the target (``os.replace`` is atomic on POSIX), so an interrupted run leaves either the old file or
+the new one, never half of one. autobs's own state is JSON: nothing here is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+def to_json(obj: Any) -> Any:
+    """``obj`` with NaN and infinities as None: JSON has no such numbers and strict parsers reject them."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): to_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_json(v) for v in obj]
+    return obj
+
+
+def run_dir(task_name: str, out: str | Path | None = None) -> Path:
+    """Create (mode 0o700) and return the run directory: ``out`` or ``runs/<task_name>``."""
+    path = Path(out) if out is not None else Path("runs") / task_name
+    if path.is_symlink():
+        raise ConfigError(f"run directory {path} is a symbolic link; autobs does not follow it. Use another --out.")
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create run directory {path}: {exc.strerror}. Use another --out.") from None
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"run directory {path} is not writable. Use another --out.")
+    return path
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(to_json(obj), f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
