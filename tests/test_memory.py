@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+import gc
+import json
+import subprocess
+import sys
+import textwrap
+import weakref
+
+import pytest
+import torch
+
+import autobs
+from autobs.memory import _run_probe, is_oom, parse_bytes
+
+from .conftest import EXAMPLES, ROOT
+
+# Real messages, as each backend words them.
+OOM_MESSAGES = [
+    "CUDA out of memory. Tried to allocate 20.00 MiB (GPU 0; 15.78 GiB total capacity; 14.53 GiB already allocated)",
+    "HIP out of memory. Tried to allocate 2.00 GiB (GPU 0; 63.98 GiB total capacity)",
+    "MPS backend out of memory (MPS allocated: 17.79 GB, other allocations: 2.00 MB, max allowed: 18.13 GB)",
+    "XPU out of memory. Tried to allocate 1024.00 MiB (GPU 0; 15.56 GiB total capacity)",
+    "cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if you passed in a non-contiguous input.",
+    "cuDNN error: CUDNN_STATUS_ALLOC_FAILED",
+    "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
+    "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried to "
+    "allocate 1073741824 bytes. Error code 12 (Cannot allocate memory)",
+    "[enforce fail at alloc_cpu.cpp:83] data. DefaultCPUAllocator: not enough memory: you tried to allocate 8 bytes.",
+]
+NOT_OOM = [
+    RuntimeError("mat1 and mat2 shapes cannot be multiplied (2x4 and 3x2)"),
+    RuntimeError("CUDA error: device-side assert triggered"),
+    ValueError("out of memory"),  # not a RuntimeError: a user's own ValueError is not an allocator failure
+    KeyError("memory"),
+]
+
+
+@pytest.mark.parametrize("message", OOM_MESSAGES)
+def test_oom_messages_are_recognised(message):
+    assert is_oom(RuntimeError(message))
+
+
+def test_oom_types_and_chained_ooms_are_recognised():
+    assert is_oom(torch.OutOfMemoryError("CUDA out of memory"))
+    assert is_oom(MemoryError())
+    try:
+        try:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        except torch.OutOfMemoryError as inner:
+            raise RuntimeError("training step failed") from inner
+    except RuntimeError as outer:
+        assert is_oom(outer)
+
+
+@pytest.mark.parametrize("exc", NOT_OOM, ids=[repr(e)[:40] for e in NOT_OOM])
+def test_other_errors_are_not_oom(exc):
+    assert not is_oom(exc)
+
+
+def test_parse_bytes():
+    assert parse_bytes("2GiB") == 2 * 2**30 and parse_bytes("512MB") == 512 * 10**6 and parse_bytes(1024) == 1024
+    for bad in ("", "-1GiB", "0", "lots", "3 parsecs"):
+        with pytest.raises(autobs.ConfigError, match="not a positive size"):
+            parse_bytes(bad)
+
+
+def wide_task(width: int = 4096, n: int = 3000, **kw) -> autobs.Task:
+    """Per-sample activation memory of a few × width × 4 bytes, far above the parameters'."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 8, generator=g)
+    return autobs.Task(model=lambda: torch.nn.Sequential(torch.nn.Linear(8, width), torch.nn.ReLU(),
+                                                         torch.nn.Linear(width, 2)),
+                       train_data=(x, (x[:, 0] > 0).long()), name="wide", **kw)
+
+
+def test_ceiling_lands_within_5_percent_below_the_true_ceiling_in_few_probes():
+    task = wide_task()
+    limit = 64 * 2**20
+    result = autobs.probe_memory(task, memory_limit=limit)
+    budget = result.budget_bytes
+    assert budget == int(0.9 * limit)
+    # The true ceiling by exhaustive bisection with the same measurement (peak is monotone in B).
+    lo, hi = 1, len(task.train) + 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if _run_probe(task, mid, torch.device("cpu"), budget, False).fits else (lo, mid)
+    assert 0.95 * lo <= result.max_batch_size <= lo
+    assert len(result.probes) <= 7
+    at_ceiling = next(p for p in result.probes if p.batch_size == result.max_batch_size)
+    assert at_ceiling.fits and at_ceiling.peak_bytes <= budget and at_ceiling.samples_per_s > 0
+    # The fit's slope is the real per-sample memory: at least the hidden activations kept for backward.
+    assert result.bytes_per_sample >= 4096 * 4
+
+
+def test_cap_at_training_set_and_model_too_big_for_batch_two():
+    small = wide_task(width=64, n=500)
+    result = autobs.probe_memory(small, memory_limit="1GiB")
+    assert result.max_batch_size == len(small.train) and result.capped_by_dataset
+    assert "training set size" in result.notes[0]
+    with pytest.raises(autobs.OutOfMemory, match="batch size 2 needs .* Fix: raise --memory-limit"):
+        autobs.probe_memory(wide_task(), memory_limit="1MiB")
+
+
+def test_after_an_oom_the_failed_attempts_tensors_are_freed():
+    refs = []
+
+    class Hungry(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(8, 2)
+            refs.append(weakref.ref(self))
+
+        def forward(self, x):
+            big = torch.empty(len(x), 1000)
+            refs.append(weakref.ref(big))
+            if len(x) > 100:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return self.linear(x)
+
+    x = torch.randn(1000, 8)
+    task = autobs.Task(model=Hungry, train_data=(x, (x[:, 0] > 0).long()))
+    result = autobs.probe_memory(task, memory_limit="1GiB")
+    assert 95 <= result.max_batch_size <= 100  # real OOMs (no measurement) are bisected to within 5%
+    assert any(p.oom for p in result.probes)
+    gc.collect()
+    assert refs and all(r() is None for r in refs)
+
+
+def test_real_allocation_failure_under_rlimit_as_is_caught(tmp_path):
+    script = tmp_path / "capped.py"
+    script.write_text(textwrap.dedent("""
+        import json, resource, sys, torch, autobs
+        from autobs.memory import is_oom
+        x = torch.randn(4000, 8)
+        task = autobs.Task(model=lambda: torch.nn.Sequential(torch.nn.Linear(8, 2**15), torch.nn.ReLU(),
+                                                             torch.nn.Linear(2**15, 2)),
+                           train_data=(x, (x[:, 0] > 0).long()))
+        vm = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1]) * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (vm + 400 * 2**20, resource.RLIM_INFINITY))
+        try:
+            torch.empty(2**31, dtype=torch.uint8).fill_(0)
+            raw = None
+        except Exception as exc:
+            raw = [type(exc).__name__, is_oom(exc)]
+        result = autobs.probe_memory(task, memory_limit="100GiB")
+        print(json.dumps({"raw": raw, **result.to_dict()}))
+    """))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    assert data["raw"] == ["RuntimeError", True]
+    ooms = [p["batch_size"] for p in data["probes"] if p["oom"]]
+    assert ooms and data["max_batch_size"] < min(ooms)
+    assert 0 < data["max_batch_size"] < len(range(3600))
+
+
+def test_cli_probe_json_has_the_design_keys(tmp_path):
+    digits = next(p for p in EXAMPLES if p.stem == "digits_mlp")
+    out = subprocess.run([sys.executable, "-m", "autobs", "probe", str(digits), "--memory-limit", "2GiB", "--json",
+                          "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["max_batch_size"] == 1617 and data["memory_limit_bytes"] == 2 * 2**30
+    for probe in data["probes"]:
+        assert {"batch_size", "fits", "peak_bytes", "samples_per_s"} <= set(probe)
+    saved = json.loads((tmp_path / "run" / "memory.json").read_text())
+    assert saved["max_batch_size"] == 1617 and saved["task"]["name"] == "digits_mlp"
+    assert (tmp_path / "run").stat().st_mode & 0o777 == 0o700
