@@ -47,8 +47,9 @@ HEADROOM = 0.10  # DESIGN: keep 10% free for fragmentation, longer batches and w
 DEFAULT_CPU_SHARE = 0.5  # of the RAM available now: the rest stays for the data, the OS and other work
 FIT_SIZES = (2, 8, 32)  # from 2 (BatchNorm needs 2 values per channel); spread 16x so the slope is clear
 TIMED_STEPS = 5  # timed steps per probed size (after TIMING_SKIP_STEPS warm-up steps); the median is kept
-MAX_ROUNDS = 8  # probes after the fit sizes, at most: jumps to the predicted ceiling, then bisection
+MAX_ROUNDS = 12  # probes after the fit sizes, at most (pure bisection of 32..4096 to 1% takes ~10)
 BISECT_TOLERANCE = 0.01  # stop bisecting when the bracket is within 1% (or 1 sample)
+REAL_OOM_BACKOFF = 0.9  # after a real OOM at the predicted ceiling, try 90% of it (the default headroom)
 PROBE_LR = 1e-6  # memory and step time do not depend on the LR; a tiny one keeps the run finite
 
 
@@ -335,6 +336,13 @@ def probe_memory(
             break
         if ceiling < failed:
             next_size = max(best + 1, int(min(ceiling, n_train)))  # jump to the predicted ceiling
+        elif probes[failed].oom and sum(p.oom for p in probes.values()) == 1:
+            # The predicted size ran out of memory for real (the allocator needs more than torch's tensors:
+            # fragmentation, allocator metadata): the ceiling is most likely just below it. Back off 10%
+            # once rather than bisecting the whole way down from there.
+            next_size = max(best + 1, int(REAL_OOM_BACKOFF * failed))
+            if probes.get(next_size) is not None:
+                next_size = (best + failed) // 2
         else:
             next_size = (best + int(min(failed, n_train + 1))) // 2  # prediction was wrong: bisect
         probe(next_size)
