@@ -48,10 +48,10 @@ def _lightning(task, mode: str):
     sizes = []
     step = module.training_step
 
-    def recording_step(batch, i):
+    def recording_step(batch, batch_idx=0):  # Lightning passes batch_idx by this name
         if not sizes or sizes[-1] != len(batch[0]):
             sizes.append(len(batch[0]))
-        return step(batch, i)
+        return step(batch, batch_idx)
 
     module.training_step = recording_step
     import tempfile
@@ -149,15 +149,29 @@ def main() -> None:
     import autobs
 
     room = parse_bytes(args.room)
+    # Finished measurements are kept (keyed by task, tool and room) so an interrupted run continues.
+    cache_path = Path(args.out).with_suffix(".json")
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+
+    def cached(key: str, compute):
+        if key not in cache or "error" in (cache[key] if isinstance(cache[key], dict) else {}):
+            cache[key] = compute()
+            cache_path.write_text(json.dumps(cache, indent=1))
+        return cache[key]
+
     rows = []
     for task_path in args.tasks:
         n_train = len(autobs.load_task(task_path).train)
-        truth = true_ceiling(task_path, room, n_train)
+        truth = cached(f"{task_path}|truth|{room}", lambda: true_ceiling(task_path, room, n_train))
         print(f"{task_path}: true largest size {truth}", file=sys.stderr)
         for tool in args.tools:
-            r = run_worker(tool, task_path, room)
-            if "error" not in r:
-                r["epoch_ok"] = run_worker("epoch", task_path, room, r["found"]).get("fits", False)
+            def measure():
+                r = run_worker(tool, task_path, room)
+                if "error" not in r:
+                    r["epoch_ok"] = run_worker("epoch", task_path, room, r["found"]).get("fits", False)
+                return r
+
+            r = cached(f"{task_path}|{tool}|{room}", measure)
             print(f"  {tool}: {r}", file=sys.stderr)
             rows.append((Path(task_path).stem, tool, truth, r))
 

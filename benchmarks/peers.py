@@ -72,7 +72,7 @@ def _lightning_module(task: autobs.Task, batch_size: int, lr: float):
             self.net = task.model()
             self.batch_size, self.lr = batch_size, lr
 
-        def training_step(self, batch, _):
+        def training_step(self, batch, batch_idx):
             inputs, targets = batch
             return task.loss(self.net(inputs), targets)
 
