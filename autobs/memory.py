@@ -49,7 +49,9 @@ FIT_SIZES = (2, 8, 32)  # from 2 (BatchNorm needs 2 values per channel); spread 
 TIMED_STEPS = 5  # timed steps per probed size (after TIMING_SKIP_STEPS warm-up steps); the median is kept
 MAX_ROUNDS = 12  # probes after the fit sizes, at most (pure bisection of 32..4096 to 1% takes ~10)
 BISECT_TOLERANCE = 0.01  # stop bisecting when the bracket is within 1% (or 1 sample)
-REAL_OOM_BACKOFF = 0.9  # after a real OOM at the predicted ceiling, try 90% of it (the default headroom)
+REAL_OOM_BACKOFF = 0.9  # after a real OOM at the predicted ceiling, try 90% of it (Accelerate's factor)
+MAX_OOM_BACKOFFS = 3  # 10% steps below a real OOM before bisecting: covers a ~27% misprediction
+REAL_OOM_TOLERANCE = 0.05
 PROBE_LR = 1e-6  # memory and step time do not depend on the LR; a tiny one keeps the run finite
 
 
@@ -326,7 +328,11 @@ def probe_memory(
         if best == n_train:
             reason = "every batch up to the training set size fits"
             break
-        if failed - best <= max(1, BISECT_TOLERANCE * best):
+        real_oom = failed != math.inf and probes[failed].oom
+        # A bracket closed by a measured miss is narrowed to 1%; one closed by a real OOM (no
+        # measurement, so no line to trust) to 5%, well inside the 90% of the true ceiling asked for.
+        tolerance = REAL_OOM_TOLERANCE if real_oom else BISECT_TOLERANCE
+        if failed - best <= max(1, tolerance * best):
             reason = f"{best} fits and {failed} does not"
             break
         a, b = _fit_line(probes.values())
@@ -334,15 +340,15 @@ def probe_memory(
         if ceiling < best * (1 + BISECT_TOLERANCE):
             reason = f"a real step at {best} fits and the fit puts the ceiling at {ceiling:.0f}"
             break
+        backoffs = sum(p.oom for p in probes.values())
         if ceiling < failed:
             next_size = max(best + 1, int(min(ceiling, n_train)))  # jump to the predicted ceiling
-        elif probes[failed].oom and sum(p.oom for p in probes.values()) == 1:
-            # The predicted size ran out of memory for real (the allocator needs more than torch's tensors:
-            # fragmentation, allocator metadata): the ceiling is most likely just below it. Back off 10%
-            # once rather than bisecting the whole way down from there.
-            next_size = max(best + 1, int(REAL_OOM_BACKOFF * failed))
-            if probes.get(next_size) is not None:
-                next_size = (best + failed) // 2
+        elif real_oom and backoffs <= MAX_OOM_BACKOFFS and REAL_OOM_BACKOFF * failed > best:
+            # The predicted size ran out of memory for real: the allocator needed more than torch's
+            # tensors (fragmentation, allocator and library scratch space), so the ceiling is most likely
+            # just below. Step down 10% at a time, as Accelerate's find_executable_batch_size does, a few
+            # times before bisecting the whole way down.
+            next_size = int(REAL_OOM_BACKOFF * failed)
         else:
             next_size = (best + int(min(failed, n_train + 1))) // 2  # prediction was wrong: bisect
         probe(next_size)

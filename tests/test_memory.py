@@ -121,7 +121,7 @@ def test_after_an_oom_the_failed_attempts_tensors_are_freed():
     x = torch.randn(1000, 8)
     task = autobs.Task(model=Hungry, train_data=(x, (x[:, 0] > 0).long()))
     result = autobs.probe_memory(task, memory_limit="1GiB")
-    assert 95 <= result.max_batch_size <= 100  # real OOMs (no measurement) are bisected to within 5%
+    assert 95 <= result.max_batch_size <= 100  # a bracket closed by real OOMs is narrowed to 5%
     assert any(p.oom for p in result.probes)
     gc.collect()
     assert refs and all(r() is None for r in refs)
