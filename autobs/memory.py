@@ -45,7 +45,7 @@ from .training import TIMING_SKIP_STEPS, TrainConfig, resolve_device, train
 
 HEADROOM = 0.10  # DESIGN: keep 10% free for fragmentation, longer batches and whatever else runs
 DEFAULT_CPU_SHARE = 0.5  # of the RAM available now: the rest stays for the data, the OS and other work
-FIT_SIZES = (2, 8, 32)  # from 2 (BatchNorm needs 2 values per channel); spread 16x so the slope is clear
+FIT_SIZES = (2, 16, 128)  # from 2 (BatchNorm needs 2 values per channel); to 128 so activations dominate the slope
 TIMED_STEPS = 5  # timed steps per probed size (after TIMING_SKIP_STEPS warm-up steps); the median is kept
 MAX_ROUNDS = 12  # probes after the fit sizes, at most (pure bisection of 32..4096 to 1% takes ~10)
 BISECT_TOLERANCE = 0.01  # stop bisecting when the bracket is within 1% (or 1 sample)
@@ -343,7 +343,7 @@ def probe_memory(
         backoffs = sum(p.oom for p in probes.values())
         if ceiling < failed:
             next_size = max(best + 1, int(min(ceiling, n_train)))  # jump to the predicted ceiling
-        elif real_oom and backoffs <= MAX_OOM_BACKOFFS and REAL_OOM_BACKOFF * failed > best:
+        elif real_oom and backoffs <= MAX_OOM_BACKOFFS and int(REAL_OOM_BACKOFF * failed) > best:
             # The predicted size ran out of memory for real: the allocator needed more than torch's
             # tensors (fragmentation, allocator and library scratch space), so the ceiling is most likely
             # just below. Step down 10% at a time, as Accelerate's find_executable_batch_size does, a few
@@ -351,6 +351,8 @@ def probe_memory(
             next_size = int(REAL_OOM_BACKOFF * failed)
         else:
             next_size = (best + int(min(failed, n_train + 1))) // 2  # prediction was wrong: bisect
+        if next_size in probes:  # cannot happen with the rules above; never loop on a cached probe
+            next_size = (best + int(min(failed, n_train + 1))) // 2
         probe(next_size)
     lo = max(p.batch_size for p in probes.values() if p.fits)
     a, b = _fit_line(probes.values())
