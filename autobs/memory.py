@@ -1,11 +1,12 @@
 """Stage 1: the memory ceiling (largest batch size that fits) and throughput at each probed size.
 
 Instead of doubling until a crash (Lightning's ``scale_batch_size``) autobs measures: the peak bytes
-of a real training step *and* a validation forward at a few small batch sizes, fits
-``peak(B) = a + b·B`` (activation memory is linear in the batch; parameters, gradients and optimizer
-state are the constant), jumps to the largest B the fit allows under ``limit × (1 − headroom)``, and
-confirms with a real step there. If the prediction was wrong it refits with the new point and, on a
-miss, bisects between the largest size that fitted and the smallest that did not.
+of a real training step *and* a validation forward at batch sizes 2, 16 and 128, draws
+``peak(B) = a + b·B`` through the two largest measured sizes (activation memory is linear in the batch;
+parameters, gradients and optimizer state are the constant), jumps to the largest B the line allows
+under ``limit × (1 − headroom)``, and confirms it with a real step there, refitting with every new
+measurement. Only a real out-of-memory error, which leaves no measurement, makes it step down (10% at a
+time, up to 3 times) and then bisect.
 
 Peak bytes:
 - CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``, minus what was allocated
