@@ -225,8 +225,8 @@ class Task:
             self.train, self.val = _hold_out(self.train, self.val_fraction)
         else:
             self.val = _as_data(_call_data(self.val_data, "val_data", where), "val_data", where)
-        _check_model_loss_optimizer(self, where)
-        self.fingerprint = _fingerprint(self)
+        module = _check_model_loss_optimizer(self, where)
+        self.fingerprint = _fingerprint(self, module)
 
     @property
     def higher_is_better(self) -> bool:
@@ -294,7 +294,7 @@ def _check_settings(task: Task, where: str) -> None:
         )
 
 
-def _check_model_loss_optimizer(task: Task, where: str) -> None:
+def _check_model_loss_optimizer(task: Task, where: str) -> torch.nn.Module:
     """Build the model once and run the loss on two training items, on the CPU, without touching the
     caller's random state (model initialisation draws from the global RNG)."""
     with torch.random.fork_rng(devices=[]):
@@ -351,6 +351,7 @@ def _check_model_loss_optimizer(task: Task, where: str) -> None:
                 f"{where}: optimizer(params, lr) returned {_describe(opt)}, not a torch.optim.Optimizer. "
                 "Fix: return the optimizer, e.g. `return torch.optim.SGD(params, lr=lr)`."
             )
+    return module
 
 
 def _user_line(exc: BaseException, where: str) -> str:
@@ -362,15 +363,14 @@ def _user_line(exc: BaseException, where: str) -> str:
     return f" (line {line})" if line else ""
 
 
-def _fingerprint(task: Task) -> str:
+def _fingerprint(task: Task, module: torch.nn.Module) -> str:
     """Identifies the task for caching stage results: the file's bytes (or, for a Task built in Python,
     the model's structure and the data) plus the settings that change results."""
     h = hashlib.sha256()
     if task.path is not None:
         h.update(task.path.read_bytes())
     else:
-        with torch.random.fork_rng(devices=[]):
-            h.update(repr(task.model()).encode())
+        h.update(repr(module).encode())  # the model built for validation: its structure, not its weights
         for fn in (task.loss, task.optimizer):
             h.update(getattr(fn, "__qualname__", repr(fn)).encode())
         task.train.digest(h)

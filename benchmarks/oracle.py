@@ -118,9 +118,9 @@ def run_grid(args: argparse.Namespace) -> OracleSummary:
 
     runs_path = out / "runs.jsonl"
     lr_indices = {b: set(range(args.lr_lo, args.lr_hi + 1)) for b in args.batch_sizes}
-    for runs in read_runs(runs_path):  # LRs added by earlier widening stay in the grid
-        if runs["batch_size"] in lr_indices:
-            lr_indices[runs["batch_size"]].add(runs["lr_index"])
+    for run in read_runs(runs_path):  # LRs added by earlier widening stay in the grid
+        if run["batch_size"] in lr_indices:
+            lr_indices[run["batch_size"]].add(run["lr_index"])
     threads = max(1, (os.cpu_count() or 1) // args.workers)
     summary = None
     with ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(str(task.path), threads)) as pool:
