@@ -30,9 +30,13 @@ Example:
 
 from __future__ import annotations
 
+import copy
+import ctypes
+import ctypes.util
 import gc
 import math
 import re
+import resource
 import sys
 import weakref
 from dataclasses import asdict, dataclass, field
@@ -48,6 +52,9 @@ HEADROOM = 0.10  # DESIGN: keep 10% free for fragmentation, longer batches and w
 DEFAULT_CPU_SHARE = 0.5  # of the RAM available now: the rest stays for the data, the OS and other work
 FIT_SIZES = (2, 16, 128)  # from 2 (BatchNorm needs 2 values per channel); to 128 so activations dominate the slope
 TIMED_STEPS = 5  # timed steps per probed size (after TIMING_SKIP_STEPS warm-up steps); the median is kept
+# A CPU timing run stops after this long: at a few seconds a step, the median of the steps done is as
+# good an estimate as the median of more, and timing was most of a probe's wall time at large sizes.
+TIMING_MAX_S = 8.0
 MAX_ROUNDS = 12  # probes after the fit sizes, at most (pure bisection of 32..4096 to 1% takes ~10)
 BISECT_TOLERANCE = 0.01  # stop bisecting when the bracket is within 1% (or 1 sample)
 REAL_OOM_BACKOFF = 0.9  # after a real OOM at the predicted ceiling, try 90% of it (Accelerate's factor)
@@ -206,9 +213,61 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter (malloc.h)
+_GLIBC_INITIAL_MMAP_THRESHOLD = 128 * 1024  # glibc's default before its dynamic adjustment
+
+
+def _glibc():
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        return libc if libc is not None and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+def _prepare_cpu_heap(notes: list[str]) -> None:
+    """Under an address-space limit (``RLIMIT_AS``), keep glibc from holding freed blocks.
+
+    glibc raises its mmap threshold after each large block is freed (up to 32 MiB), so later blocks of
+    that size come from the heap, and freed heap blocks stay mapped and count against the address-space
+    limit. Over a dozen probe runs in one process this fragmentation made a size fail that fits in a fresh
+    process (transformer benchmark: 730 ran a full epoch in a fresh process but ran out of address space
+    as the fourth probe). Fixing the threshold at glibc's initial 128 KiB returns every large block to the
+    system when freed, as in a fresh process. Without an address-space limit the RAM limit is what binds,
+    freed heap pages are reclaimed by ``malloc_trim`` after each probe, and allocation stays as it is (so
+    the samples/s measured are those of the user's own training).
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    libc = _glibc()
+    if soft == resource.RLIM_INFINITY or libc is None:
+        return
+    if libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_INITIAL_MMAP_THRESHOLD):
+        notes.append("address-space limit in force: glibc's mmap threshold fixed at 128 KiB during the probe "
+                     "so freed blocks leave the address space")
+
+
+def _release_cpu_memory() -> None:
+    """Return what the last probe freed to the system: Python cycles first, then glibc's free heap."""
+    gc.collect()
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def _probe_view(task: Task, batch_size: int) -> Task:
+    """The task with its validation set cut to one batch of ``batch_size``: the validation forward's
+    memory is that of one batch, and a full validation pass would only cost time (at large batch sizes
+    on CPU, most of the probe's time)."""
+    view = copy.copy(task)
+    view.val = task.val.subset(torch.arange(min(len(task.val), batch_size)))
+    return view
+
+
 def _run_probe(task: Task, batch_size: int, dev: torch.device, budget: int, bf16: bool) -> Probe:
     """A real training run of a few steps at ``batch_size`` (validation forward included, at the same
     size), measuring peak bytes and, if it fits, samples/s."""
+    task = _probe_view(task, batch_size)
     config = TrainConfig(batch_size=batch_size, lr=PROBE_LR)
     timed = (TIMING_SKIP_STEPS + TIMED_STEPS) * batch_size
     # Validation before and after the steps, at the same batch size: evaluation memory is measured too.
@@ -228,18 +287,21 @@ def _run_probe(task: Task, batch_size: int, dev: torch.device, budget: int, bf16
                 train(task, config, samples=2 * batch_size, **settings)
             peak = counter.peak
             if peak <= budget:  # timing without the counter's overhead
-                step_time = train(task, config, samples=timed, **settings).step_time_s
+                step_time = train(task, config, samples=timed, max_seconds=TIMING_MAX_S, **settings).step_time_s
     except Exception as exc:  # noqa: BLE001 — anything but an OOM is re-raised at once
         if not is_oom(exc):
             raise
         oom = True
-    if oom:
-        # Outside the except block: the exception and its frames (holding the failed attempt's tensors)
-        # are gone now, so the memory can really be released (PyTorch FAQ, "my out of memory exception
-        # handler can't allocate memory").
+    # Outside the except block: the exception and its frames (holding the failed attempt's tensors)
+    # are gone now, so the memory can really be released (PyTorch FAQ, "my out of memory exception
+    # handler can't allocate memory").
+    if dev.type == "cpu":
+        _release_cpu_memory()
+    elif oom:
         gc.collect()
         if dev.type == "cuda":
             torch.cuda.empty_cache()
+    if oom:
         return Probe(batch_size, fits=False, peak_bytes=None, samples_per_s=None, oom=True)
     fits = peak <= budget
     rate = batch_size / step_time if fits and step_time > 0 else None
@@ -295,6 +357,8 @@ def probe_memory(
     else:
         limit = parse_bytes(memory_limit) if memory_limit is not None else int(DEFAULT_CPU_SHARE * available_cpu_bytes())
     budget = int(limit * (1 - headroom))
+    if dev.type == "cpu":
+        _prepare_cpu_heap(notes)
     n_train = len(task.train)
     probes: dict[int, Probe] = {}
 
