@@ -22,11 +22,16 @@ _EXPORTS = {
     "TrainConfig": "training",
     "TrainResult": "training",
     "CurvePoint": "training",
+    "StepInfo": "training",
     "train": "training",
     "resolve_device": "training",
     "probe_memory": "memory",
     "MemoryResult": "memory",
     "OutOfMemory": "memory",
+    "lr_range_test": "lr_range",
+    "LRRangeResult": "lr_range",
+    "noise_scale": "noise",
+    "NoiseResult": "noise",
     "SCHEDULES": "schedules",
     "lambda_lr": "schedules",
     "lr_factor": "schedules",
@@ -36,10 +41,12 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load lazily below
     from .errors import AutobsError, ConfigError, TaskError
+    from .lr_range import LRRangeResult, lr_range_test
     from .memory import MemoryResult, OutOfMemory, probe_memory
+    from .noise import NoiseResult, noise_scale
     from .schedules import SCHEDULES, lambda_lr, lr_factor
     from .task import Task, load_task
-    from .training import CurvePoint, TrainConfig, TrainResult, resolve_device, train
+    from .training import CurvePoint, StepInfo, TrainConfig, TrainResult, resolve_device, train
 
 
 def __getattr__(name: str):

@@ -123,6 +123,61 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_lr_find(args: argparse.Namespace) -> int:
+    from .lr_range import lr_range_test
+    from .rundir import read_stage, run_dir, write_json
+    from .task import load_task
+
+    task = load_task(args.model)
+    out = run_dir(task.name, args.out)
+    memory = read_stage(out / "memory.json", task.fingerprint)  # `autobs probe` before: its ceiling bounds
+    max_batch_size = memory["max_batch_size"] if memory else None
+    result = lr_range_test(task, args.batch_size, max_batch_size=max_batch_size, device=args.device,
+                           seed=args.seed, progress=True)
+    path = write_json(out / "lr_range.json", {"task": task.describe(), **result.to_dict()})
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        for curve in result.curves:
+            lo, hi = curve.interval
+            print(f"batch {curve.batch_size:>6}: lr {curve.suggestion:.3g} (interval {lo:.3g}–{hi:.3g})"
+                  + "".join(f"; note: {n}" for n in curve.notes))
+        print(f"lr ∝ B^α with α = {result.lr_scaling_exponent:.2f} ± {result.lr_scaling_exponent_stderr:.2f}"
+              f"\nsaved {path}")
+    return 0
+
+
+def _cmd_noise(args: argparse.Namespace) -> int:
+    from .lr_range import lr_at, lr_range_test
+    from .noise import MICRO_BATCHES, noise_scale
+    from .rundir import read_stage, run_dir, write_json
+    from .task import load_task
+
+    task = load_task(args.model)
+    out = run_dir(task.name, args.out)
+    big = min(args.small_batch * MICRO_BATCHES, len(task.train))
+    lr = args.lr
+    if lr is None:  # the range test's suggestion at the big batch: from `autobs lr-find`, else measured now
+        saved = read_stage(out / "lr_range.json", task.fingerprint)
+        if saved:
+            suggestions = {int(b): v for b, v in saved["suggestions"].items()}
+            lr = lr_at(suggestions, saved["lr_scaling_exponent"], big)
+        else:
+            _progress(f"no lr_range.json for this task in {out}: running the LR range test at batch {big}")
+            lr = lr_range_test(task, [big], device=args.device, seed=args.seed, progress=True).suggestions[big]
+    result = noise_scale(task, lr=lr, small_batch=args.small_batch, device=args.device, seed=args.seed,
+                         progress=True)
+    path = write_json(out / "noise.json", {"task": task.describe(), **result.to_dict()})
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        lo, hi = result.b_simple_spread
+        print(f"B_simple {result.b_simple:.4g} (second half of the run: {lo:.4g}–{hi:.4g}; batches "
+              f"{result.small_batch} and {result.big_batch} at lr {result.lr:.3g})"
+              + "".join(f"\nnote: {n}" for n in result.notes) + f"\nsaved {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autobs",
@@ -146,6 +201,26 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--out", help="run directory (default runs/<model name>)")
     probe.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     probe.set_defaults(run=_cmd_probe)
+
+    lr_find = sub.add_parser("lr-find", help="LR range test at several batch sizes, and the LR-vs-batch exponent")
+    lr_find.add_argument("model", metavar="MODEL.py")
+    lr_find.add_argument("--batch-size", type=int, action="append",
+                         help="a batch size to test (repeatable; default: 3 spread up to the memory ceiling)")
+    lr_find.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    lr_find.add_argument("--seed", type=int, default=0)
+    lr_find.add_argument("--out", help="run directory (default runs/<model name>)")
+    lr_find.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    lr_find.set_defaults(run=_cmd_lr_find)
+
+    noise = sub.add_parser("noise", help="gradient noise scale B_simple (McCandlish et al. 2018)")
+    noise.add_argument("model", metavar="MODEL.py")
+    noise.add_argument("--lr", type=float, help="LR of the measuring run (default: the range test's suggestion)")
+    noise.add_argument("--small-batch", type=int, default=16, help="B_small; B_big is 16x (default 16)")
+    noise.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    noise.add_argument("--seed", type=int, default=0)
+    noise.add_argument("--out", help="run directory (default runs/<model name>)")
+    noise.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    noise.set_defaults(run=_cmd_noise)
 
     from .schedules import SCHEDULES  # light: math and torch.optim only at call time
 

@@ -55,3 +55,21 @@ def write_json(path: Path, obj: Any) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def read_stage(path: Path, fingerprint: str) -> dict | None:
+    """A stage's saved JSON if it exists and belongs to the task with ``fingerprint``; else None.
+    A file that does not parse is reported, never silently replaced.
+
+    Raises:
+        ConfigError: the file exists but is not valid JSON.
+    """
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is damaged ({exc}). Move it away or delete it to redo that stage.") from None
+    if not isinstance(data, dict) or data.get("task", {}).get("fingerprint") != fingerprint:
+        return None
+    return data

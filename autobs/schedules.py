@@ -130,6 +130,14 @@ def wsd(
     return 1.0 - (1.0 - min_lr_ratio) * p
 
 
+def exponential(step: int, total_steps: int, warmup_steps: int = 0, *, final_factor: float = 1e8) -> float:
+    """The LR range test's sweep (Smith 2017, sec. 3.3, in its exponential form as in fastai and
+    torch-lr-finder): from 1 at step 0 to ``final_factor`` at the last step, a constant ratio per step.
+    ``warmup_steps`` is ignored. A sweep, not a training schedule: it is not in ``SCHEDULES``."""
+    return final_factor ** (step / max(1, total_steps - 1))
+
+
+# Training schedules: what the search chooses among and what a recommendation can name.
 SCHEDULES: dict[str, Schedule] = {
     "constant": constant,
     "linear": linear,
@@ -141,15 +149,20 @@ SCHEDULES: dict[str, Schedule] = {
 }
 
 
+# LR sweeps the stages run internally; accepted by ``TrainConfig`` but never searched or recommended.
+SWEEPS: dict[str, Schedule] = {"exponential": exponential}
+
+
 def get_schedule(name: str, **params) -> Callable[[int, int, int], float]:
     """Return ``f(step, total_steps, warmup_steps)`` for schedule ``name`` with its ``params`` bound.
 
     Raises:
         ConfigError: unknown name, or a parameter the schedule does not take.
     """
-    if name not in SCHEDULES:
+    known = {**SCHEDULES, **SWEEPS}
+    if name not in known:
         raise ConfigError(f"unknown schedule {name!r}. Use one of: {', '.join(SCHEDULES)}.")
-    fn = SCHEDULES[name]
+    fn = known[name]
     accepted = [p.name for p in inspect.signature(fn).parameters.values() if p.kind is p.KEYWORD_ONLY]
     unknown = sorted(set(params) - set(accepted))
     if unknown:

@@ -99,6 +99,18 @@ class CurvePoint:
     train_loss: float | None  # bias-corrected EMA of the training loss; None before the first step
 
 
+@dataclass(frozen=True)
+class StepInfo:
+    """What ``on_step`` sees after each optimizer step: the step number (1-based), the LR the step used,
+    the batch's mean training loss (not smoothed; may be non-finite) and the model being trained (for
+    measurements between steps, such as the gradient noise scale; leave its parameters as they are)."""
+
+    step: int
+    lr: float
+    loss: float
+    model: torch.nn.Module
+
+
 @dataclass
 class TrainResult:
     """What a run produced.
@@ -170,6 +182,7 @@ def train(
     seed: int = 0,
     eval_every_samples: int | None = None,
     callback: Callable[[CurvePoint], bool | None] | None = None,
+    on_step: Callable[[StepInfo], bool | None] | None = None,
     bf16: bool = False,
 ) -> TrainResult:
     """Train a fresh copy of ``task.model()`` with ``config`` and return its validation curve.
@@ -187,6 +200,8 @@ def train(
         eval_every_samples: validation interval; default about ``DEFAULT_EVAL_POINTS`` points per run.
             A point is also taken before the first step and after the last.
         callback: called with each new ``CurvePoint``; return True to stop training (``"callback"``).
+        on_step: called with a ``StepInfo`` after every optimizer step; return True to stop training
+            (``"callback"``). The LR range test and the noise-scale stage run through it.
         bf16: run forward passes under bfloat16 autocast (meant for CUDA).
 
     Raises:
@@ -212,10 +227,10 @@ def train(
     fork_devices = [dev] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(seed)
-        return _run(task, config, dev, total_steps, max_seconds, seed, eval_every, callback, bf16)
+        return _run(task, config, dev, total_steps, max_seconds, seed, eval_every, callback, on_step, bf16)
 
 
-def _run(task, config, dev, total_steps, max_seconds, seed, eval_every, callback, bf16) -> TrainResult:
+def _run(task, config, dev, total_steps, max_seconds, seed, eval_every, callback, on_step, bf16) -> TrainResult:
     model = task.model().to(dev)
     model.train()
     optimizer = task.optimizer(model.parameters(), config.lr)
@@ -239,12 +254,14 @@ def _run(task, config, dev, total_steps, max_seconds, seed, eval_every, callback
         optimizer.zero_grad(set_to_none=True)
         loss = _accumulate_gradients(model, task.loss, train_data, next(batches).chunk(k), dev, autocast)
         value = loss.item()  # synchronises the device, so the timing below is real
+        lr = optimizer.param_groups[0]["lr"]
         if math.isfinite(value):
             optimizer.step()
             scheduler.step()
         step_times.append(time.perf_counter() - t0)
         seconds += step_times[-1]
         step += 1
+        stop_asked = on_step is not None and on_step(StepInfo(step, lr, value, model))
 
         ema = LOSS_EMA_BETA * ema + (1 - LOSS_EMA_BETA) * value
         smoothed = ema / (1 - LOSS_EMA_BETA**step)
@@ -252,8 +269,10 @@ def _run(task, config, dev, total_steps, max_seconds, seed, eval_every, callback
         if not math.isfinite(value) or (first_loss > 0 and smoothed > DIVERGENCE_FACTOR * first_loss):
             stop_reason = "diverged"
             break
+        if stop_asked:
+            stop_reason = "callback"
         if max_seconds is not None and seconds >= max_seconds:
-            stop_reason = "time_budget"
+            stop_reason = stop_reason or "time_budget"
         samples_seen = step * config.batch_size
         if samples_seen >= next_eval or step == total_steps or stop_reason:
             next_eval = (samples_seen // eval_every + 1) * eval_every
