@@ -39,6 +39,8 @@ LR_MIN, LR_MAX = 1e-7, 10.0  # fastai's lr_find defaults: wide enough for SGD an
 EMA_BETA = 0.98  # loss smoothing of fastai and torch-lr-finder (a ~50-step window), bias-corrected
 DIVERGENCE_FACTOR = 4.0  # Smith's stop: the smoothed loss at 4x its best (fastai, torch-lr-finder)
 SKIP_START = 10  # the first steps' smoothed values still lean on few losses (Lightning skips 10 too)
+SLOPE_HALF_WIDTH = 3
+DESCENT_START = 0.1  # the final descent begins where the loss has dropped 10% of the way to its minimum
 MIN_POINTS = 20  # a sweep that blew up sooner started too high: lower lr_min
 # Default batch sizes: DEFAULT_POINTS powers of two from SMALLEST_BATCH to the largest batch size that
 # both fits in memory and still gives the planned run MIN_RUN_STEPS optimizer steps (a batch size with
@@ -125,21 +127,34 @@ def _smooth(losses: Sequence[float]) -> list[float]:
 
 
 def _blew_up(smoothed: float, best: float, first: float) -> bool:
-    """Smith's stop, ``smoothed > 4 × best``, written so it also holds for losses that reach zero or go
-    negative (a loss with a constant offset, a log-likelihood): the rise above the best is compared with
-    (4 − 1) × a positive scale, the best when it is positive, else the size of the first loss."""
+    """Smith's stop, ``smoothed > 4 × best``, i.e. a rise above the best of more than (4 − 1) × best.
+    For a best loss of zero or below (a loss with a negative offset, a log-likelihood), "× best" has no
+    meaning, so the rise is compared with 3 × how far the loss had fallen from its first value (the
+    same scale whatever the offset), or with 3 × the first loss's size if it has not fallen."""
     if not math.isfinite(smoothed):
         return True
-    scale = best if best > 0 else (abs(first) or 1.0)
+    scale = best if best > 0 else (first - best if first > best else abs(first) or 1.0)
     return smoothed - best > (DIVERGENCE_FACTOR - 1) * scale
 
 
 def _slopes(lrs: list[float], smoothed: list[float], i_min: int) -> dict[int, float]:
-    """d(smoothed loss)/d(log lr) by central differences at each index from ``SKIP_START`` up to the
-    minimum (torch-lr-finder and Lightning read the steepest point on the same range)."""
+    """d(smoothed loss)/d(log lr) by central differences ``SLOPE_HALF_WIDTH`` steps either side (a
+    baseline of ~0.5 decade at the default sweep, so that batch noise between neighbouring steps does not
+    pass for a descent) over the final descent into the minimum.
+
+    The descent starts after the last step (from ``SKIP_START`` on) at which the smoothed loss was still
+    within ``DESCENT_START`` of its highest level before the minimum: on the flat part before it, the
+    smoothed loss only wanders with batch noise, and a wander between two close points can look steeper
+    than the real descent (seen on least squares at batch 32: the steepest "descent" landed at 1e-6).
+    """
     logs = [math.log(lr) for lr in lrs]
     first = max(1, min(SKIP_START, i_min - 1))
-    return {i: (smoothed[i + 1] - smoothed[i - 1]) / (logs[i + 1] - logs[i - 1]) for i in range(first, i_min)}
+    top = max(smoothed[first : i_min + 1])
+    level = top - DESCENT_START * (top - smoothed[i_min])
+    start = max((i for i in range(first, i_min + 1) if smoothed[i] >= level), default=first)
+    w = SLOPE_HALF_WIDTH
+    return {i: (smoothed[min(i + w, i_min)] - smoothed[max(i - w, 0)]) / (logs[min(i + w, i_min)] - logs[max(i - w, 0)])
+            for i in range(max(1, start), i_min)}
 
 
 def _rules(lrs: list[float], smoothed: list[float]) -> dict[str, float]:
@@ -173,12 +188,13 @@ def _suggest(lrs: list[float], smoothed: list[float], rules: dict[str, float]) -
     """The suggestion and its interval.
 
     Suggestion: the steepest descent of the smoothed loss against log LR. Measured against the
-    grid-search oracle's best LR for a full training run on both examples (reports/lr_finder.md), it was
-    the only one of the three classic rules within about 2x everywhere: the valley rule landed 2 to 100x
-    low on the SGD example (its longest falling run starts in the flat region at tiny LRs), and minimum/10
-    was 3 to 11x low on SGD and 2 to 30x high on AdamW (where a 100-step sweep tolerates LRs that a long
-    run does not). The steepest point reads where the LR begins to make fast progress, a feature both
-    optimizers share.
+    grid-search oracle's best LR for a full training run on both examples at 3-4 batch sizes each
+    (reports/lr_finder.md has the benchmark at one batch size), it was the only one of the three classic
+    rules within a small factor everywhere (0.4x to 2.3x): the valley rule landed 5 to 200x low on the
+    SGD example (its longest falling run starts in the flat region at tiny LRs), and minimum/10 was 3 to
+    11x low on SGD and 3 to 30x high on AdamW (a 100-step sweep tolerates LRs that a long run does not).
+    On least squares it reads 0.28-0.50 / λ_max (8 problems, batch 32 and 128). The steepest point
+    is where the LR starts making fast progress, a feature SGD and Adam share.
 
     Interval: the contiguous LRs around the steepest point where the loss still falls at least
     ``STEEP_FRACTION`` of its fastest rate per decade: the LRs at which this batch size trains nearly as
@@ -303,3 +319,4 @@ def lr_range_test(
                   f"{len(curve.lrs)} steps)", file=sys.stderr, flush=True)
     alpha, stderr = _fit_exponent(curves)
     return LRRangeResult(curves, alpha, stderr, steps=sum(len(c.lrs) for c in curves))
+

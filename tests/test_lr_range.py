@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import autobs
+from autobs.cli import main
+from autobs.lr_range import MIN_POINTS, RangeCurve, _fit_exponent
+
+from .conftest import GOOD_TASK
+
+
+def least_squares(seed: int = 0, n: int = 2048, shift: float = 0.0, nan_after: int | None = None):
+    """Linear regression with SGD: the largest stable LR is 2/λ_max of the loss's Hessian (2XᵀX/n)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 8, generator=g) * torch.linspace(0.5, 1.0, 8).sqrt()
+    y = x @ torch.randn(8, generator=g) + 0.1 * torch.randn(n, generator=g)
+    calls = [0]
+
+    def loss(outputs, targets):
+        calls[0] += 1
+        value = F.mse_loss(outputs.squeeze(-1), targets) + shift
+        return value * math.nan if nan_after is not None and calls[0] > nan_after else value
+
+    task = autobs.Task(model=lambda: torch.nn.Linear(8, 1, bias=False), train_data=(x, y), loss=loss,
+                       optimizer=lambda params, lr: torch.optim.SGD(params, lr=lr))
+    lam_max = torch.linalg.eigvalsh(2 * x.T @ x / n).max().item()
+    return task, lam_max
+
+
+def test_suggestion_within_3x_of_one_over_lambda_max_on_least_squares():
+    task, lam = least_squares()
+    result = autobs.lr_range_test(task, [128], device="cpu")
+    curve = result.curves[0]
+    assert 1 / (3 * lam) <= curve.suggestion <= 3 / lam
+    assert curve.interval[0] <= curve.suggestion <= curve.interval[1]
+    assert curve.stop_reason == "diverged" and curve.lrs[-1] < 10 * 2 / lam  # stopped soon after 2/λ
+
+
+def test_negative_losses_are_handled_like_positive_ones():
+    task, lam = least_squares(shift=-100.0)  # every loss is negative
+    curve = autobs.lr_range_test(task, [128], device="cpu").curves[0]
+    assert curve.losses[0] < 0 and min(curve.smoothed) < curve.smoothed[0] - 1
+    assert curve.stop_reason == "diverged" and curve.lrs[-1] < 10 * 2 / lam
+    assert 1 / (3 * lam) <= curve.suggestion <= 3 / lam
+
+
+def test_nan_mid_sweep_ends_the_curve_and_still_suggests():
+    task, _ = least_squares(nan_after=60)  # the loss turns NaN on the 61st call, long before any blow-up
+    curve = autobs.lr_range_test(task, [64], device="cpu").curves[0]
+    assert all(math.isfinite(v) for v in curve.losses)
+    assert MIN_POINTS <= len(curve.losses) < 61
+    assert math.isfinite(curve.suggestion) and curve.suggestion > 0
+    assert curve.stop_reason == "diverged"
+
+
+def test_sweep_too_high_from_the_start_is_a_clear_error():
+    task, _ = least_squares()
+    with pytest.raises(autobs.AutobsError, match="lr_min"):
+        autobs.lr_range_test(task, [64], lr_min=100.0, lr_max=1e6, device="cpu")
+
+
+def test_fewer_batches_than_sweep_steps(write_task):
+    task = autobs.load_task(write_task(GOOD_TASK))  # 180 training items: 5 batches of 32 per epoch
+    curve = autobs.lr_range_test(task, [32], device="cpu").curves[0]
+    assert len(curve.lrs) >= MIN_POINTS and curve.suggestion > 0
+
+
+def test_user_state_and_rng_untouched():
+    task, _ = least_squares()
+    reference = torch.nn.Linear(8, 1, bias=False)
+    before = {k: v.clone() for k, v in reference.state_dict().items()}
+    task.model = lambda: __import__("copy").deepcopy(reference)  # every stage gets a copy of the user's module
+    rng = torch.get_rng_state()
+    autobs.lr_range_test(task, [64], device="cpu")
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(before[k], v) for k, v in reference.state_dict().items())
+
+
+def _curve(batch_size, lr, width=2.0):
+    return RangeCurve(batch_size, [lr], [1.0], [1.0], lr, (lr / width, lr * width), {}, "diverged")
+
+
+def test_exponent_recovers_a_known_power_law():
+    curves = [_curve(b, 0.01 * b**0.5) for b in (16, 64, 256)]
+    alpha, stderr = _fit_exponent(curves)
+    assert alpha == pytest.approx(0.5, abs=1e-9)
+    assert 0 < stderr < 0.5
+    wider = _fit_exponent([_curve(b, 0.01 * b**0.5, width=8.0) for b in (16, 64, 256)])[1]
+    assert wider > stderr  # wider intervals, less certain exponent
+    assert math.isnan(_fit_exponent(curves[:1])[0])
+
+
+def test_cli_lr_find_json_and_run_dir(write_task, tmp_path, capsys):
+    path = write_task(GOOD_TASK)
+    out = tmp_path / "run"
+    assert main(["lr-find", str(path), "--batch-size", "8", "--batch-size", "32", "--out", str(out), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert set(printed["suggestions"]) == {"8", "32"}
+    assert all(v > 0 for v in printed["suggestions"].values())
+    assert math.isfinite(printed["lr_scaling_exponent"])
+    saved = json.loads((out / "lr_range.json").read_text())
+    assert saved["suggestions"] == printed["suggestions"] and saved["task"]["fingerprint"]
