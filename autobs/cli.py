@@ -178,6 +178,19 @@ def _cmd_noise(args: argparse.Namespace) -> int:
     return 0
 
 
+_OPTIONS = {  # the options several commands share, spelled and explained once
+    "device": ({"default": "auto"}, "auto, cpu, cuda, cuda:N or mps (default auto)"),
+    "seed": ({"type": int, "default": 0}, "seed of model initialisation and data order (default 0)"),
+    "out": ({}, "run directory (default runs/<model name>)"),
+    "json": ({"action": "store_true"}, "print one JSON object on stdout"),
+}
+
+
+def _option(parser: argparse.ArgumentParser, name: str) -> None:
+    settings, help_text = _OPTIONS[name]
+    parser.add_argument(f"--{name}", help=help_text, **settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autobs",
@@ -189,37 +202,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="load and validate a model.py task file, print a summary")
     check.add_argument("model", metavar="MODEL.py")
-    check.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _option(check, "json")
     check.set_defaults(run=_cmd_check)
 
     probe = sub.add_parser("probe", help="largest batch size that fits in memory, and samples/s per size")
     probe.add_argument("model", metavar="MODEL.py")
-    probe.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    _option(probe, "device")
     probe.add_argument("--memory-limit", help="e.g. 8GiB (default: the GPU's memory; on CPU half the free RAM)")
     probe.add_argument("--headroom", type=float, default=0.10, help="fraction of the limit kept free (0.10)")
     probe.add_argument("--bf16", action="store_true", help="probe under bfloat16 autocast (CUDA)")
-    probe.add_argument("--out", help="run directory (default runs/<model name>)")
-    probe.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _option(probe, "out")
+    _option(probe, "json")
     probe.set_defaults(run=_cmd_probe)
 
     lr_find = sub.add_parser("lr-find", help="LR range test at several batch sizes, and the LR-vs-batch exponent")
     lr_find.add_argument("model", metavar="MODEL.py")
     lr_find.add_argument("--batch-size", type=int, action="append",
                          help="a batch size to test (repeatable; default: 3 spread up to the memory ceiling)")
-    lr_find.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    lr_find.add_argument("--seed", type=int, default=0)
-    lr_find.add_argument("--out", help="run directory (default runs/<model name>)")
-    lr_find.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _option(lr_find, "device")
+    _option(lr_find, "seed")
+    _option(lr_find, "out")
+    _option(lr_find, "json")
     lr_find.set_defaults(run=_cmd_lr_find)
 
     noise = sub.add_parser("noise", help="gradient noise scale B_simple (McCandlish et al. 2018)")
     noise.add_argument("model", metavar="MODEL.py")
     noise.add_argument("--lr", type=float, help="LR of the measuring run (default: the range test's suggestion)")
     noise.add_argument("--small-batch", type=int, default=16, help="B_small; B_big is 16x (default 16)")
-    noise.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    noise.add_argument("--seed", type=int, default=0)
-    noise.add_argument("--out", help="run directory (default runs/<model name>)")
-    noise.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _option(noise, "device")
+    _option(noise, "seed")
+    _option(noise, "out")
+    _option(noise, "json")
     noise.set_defaults(run=_cmd_noise)
 
     from .schedules import SCHEDULES  # light: math and torch.optim only at call time
@@ -233,10 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--accumulation-steps", type=int, default=1)
     train.add_argument("--epochs", type=int, help="training length (default: the task's epochs)")
     train.add_argument("--budget", help="stop after this much training time, e.g. 90s or 10m")
-    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    train.add_argument("--seed", type=int, default=0)
+    _option(train, "device")
+    _option(train, "seed")
     train.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA)")
-    train.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _option(train, "json")
     train.set_defaults(run=_cmd_train)
     return parser
 
