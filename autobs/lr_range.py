@@ -222,18 +222,19 @@ def _sweep(task: Task, batch_size: int, *, steps: int, lr_min: float, lr_max: fl
     lrs: list[float] = []
     losses: list[float] = []
     best = first = None
-    stopped = False
+    ema, stopped = 0.0, False
 
     def record(info: StepInfo) -> bool:
-        nonlocal best, first, stopped
+        nonlocal best, first, ema, stopped
         lrs.append(info.lr)
         losses.append(info.loss)
-        smoothed = _smooth(losses)[-1] if math.isfinite(info.loss) else math.nan
+        ema = EMA_BETA * ema + (1 - EMA_BETA) * info.loss  # as in _smooth, one step at a time
+        smoothed = ema / (1 - EMA_BETA ** len(losses))
         first = smoothed if first is None else first
-        if len(losses) > SKIP_START or not math.isfinite(smoothed):
-            if best is not None and _blew_up(smoothed, best, first):
-                stopped = True
-                return True
+        late = len(losses) > SKIP_START or not math.isfinite(smoothed)
+        if late and best is not None and _blew_up(smoothed, best, first):
+            stopped = True
+            return True
         if math.isfinite(smoothed):
             best = smoothed if best is None else min(best, smoothed)
         return False

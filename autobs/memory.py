@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import ctypes
 import ctypes.util
+import functools
 import gc
 import math
 import re
@@ -217,6 +218,7 @@ _M_MMAP_THRESHOLD = -3  # glibc mallopt parameter (malloc.h)
 _GLIBC_INITIAL_MMAP_THRESHOLD = 128 * 1024  # glibc's default before its dynamic adjustment
 
 
+@functools.cache  # find_library runs ldconfig: once per process is enough
 def _glibc():
     name = ctypes.util.find_library("c")
     try:
