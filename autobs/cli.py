@@ -149,13 +149,13 @@ def _cmd_lr_find(args: argparse.Namespace) -> int:
 
 def _cmd_noise(args: argparse.Namespace) -> int:
     from .lr_range import lr_at, lr_range_test
-    from .noise import MICRO_BATCHES, noise_scale
+    from .noise import measurement_batch_sizes, noise_scale
     from .rundir import read_stage, run_dir, write_json
     from .task import load_task
 
     task = load_task(args.model)
     out = run_dir(task.name, args.out)
-    big = min(args.small_batch * MICRO_BATCHES, len(task.train))
+    _, big = measurement_batch_sizes(task, args.small_batch)
     lr = args.lr
     if lr is None:  # the range test's suggestion at the big batch: from `autobs lr-find`, else measured now
         saved = read_stage(out / "lr_range.json", task.fingerprint)

@@ -157,10 +157,9 @@ def _slopes(lrs: list[float], smoothed: list[float], i_min: int) -> dict[int, fl
             for i in range(max(1, start), i_min)}
 
 
-def _rules(lrs: list[float], smoothed: list[float]) -> dict[str, float]:
-    """The three classic readings of a range-test curve (on the finite part before the blow-up)."""
-    i_min = min(range(len(smoothed)), key=smoothed.__getitem__)
-    slopes = _slopes(lrs, smoothed, i_min)
+def _rules(lrs: list[float], smoothed: list[float], i_min: int, slopes: dict[int, float]) -> dict[str, float]:
+    """The three classic readings of a range-test curve (on the finite part before the blow-up), given
+    the index of its minimum and its ``_slopes``."""
     # Steepest descent (torch-lr-finder, Lightning): where the loss falls fastest per decade of LR.
     steepest = lrs[min(slopes, key=slopes.__getitem__)] if slopes else lrs[i_min]
     # Valley (fastai >= 2.5): the longest run over which the loss keeps falling, read 2/3 of the way
@@ -184,7 +183,7 @@ SUGGESTION_RULE = "steepest"  # see _suggest
 STEEP_FRACTION = 0.5  # the interval: where the loss falls at least this fraction of its fastest rate
 
 
-def _suggest(lrs: list[float], smoothed: list[float], rules: dict[str, float]) -> tuple[float, tuple[float, float]]:
+def _suggest(lrs: list[float], slopes: dict[int, float], rules: dict[str, float]) -> tuple[float, tuple[float, float]]:
     """The suggestion and its interval.
 
     Suggestion: the steepest descent of the smoothed loss against log LR. Measured against the
@@ -200,8 +199,6 @@ def _suggest(lrs: list[float], smoothed: list[float], rules: dict[str, float]) -
     ``STEEP_FRACTION`` of its fastest rate per decade: the LRs at which this batch size trains nearly as
     fast. Its width is the uncertainty the exponent fit uses.
     """
-    i_min = min(range(len(smoothed)), key=smoothed.__getitem__)
-    slopes = _slopes(lrs, smoothed, i_min)
     suggestion = rules[SUGGESTION_RULE]
     if not slopes:
         return suggestion, (suggestion, suggestion)
@@ -253,8 +250,10 @@ def _sweep(task: Task, batch_size: int, *, steps: int, lr_min: float, lr_max: fl
         )
     lrs, raw = lrs[:n], losses[:n]
     smoothed = _smooth(raw)
-    rules = _rules(lrs, smoothed)
-    suggestion, interval = _suggest(lrs, smoothed, rules)
+    i_min = min(range(len(smoothed)), key=smoothed.__getitem__)
+    slopes = _slopes(lrs, smoothed, i_min)
+    rules = _rules(lrs, smoothed, i_min, slopes)
+    suggestion, interval = _suggest(lrs, slopes, rules)
     blew_up = stopped or result.diverged
     notes = [] if blew_up else [f"the loss did not blow up below LR {lr_max:g}: the minimum may lie above it"]
     return RangeCurve(batch_size, lrs, raw, smoothed, suggestion, interval, rules,

@@ -105,6 +105,20 @@ def _measure(model: torch.nn.Module, task: Task, generator: torch.Generator, sma
     return g2, trace
 
 
+def measurement_batch_sizes(task: Task, small_batch: int = SMALL_BATCH) -> tuple[int, int]:
+    """``(B_small, B_big)``: ``small_batch`` (less if the training set is short) and ``MICRO_BATCHES`` × it.
+
+    Raises:
+        ConfigError: the training set is too small for two distinct batch sizes.
+    """
+    n = len(task.train)
+    small = min(small_batch, max(1, n // MICRO_BATCHES))
+    big = small * MICRO_BATCHES
+    if big > n or small == big:
+        raise ConfigError(f"{task.name}: the training set ({n} items) is too small to measure the noise scale.")
+    return small, big
+
+
 def noise_scale(
     task: Task,
     *,
@@ -132,11 +146,7 @@ def noise_scale(
     for name, value in (("small_batch", small_batch), ("measurements", measurements), ("every", every)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be a positive integer; got {value!r}.")
-    n = len(task.train)
-    small = min(small_batch, max(1, n // MICRO_BATCHES))
-    big = small * MICRO_BATCHES
-    if small < 1 or big > n or small == big:
-        raise ConfigError(f"{task.name}: the training set ({n} items) is too small to measure the noise scale.")
+    small, big = measurement_batch_sizes(task, small_batch)
     dev = resolve_device(device)
     generator = torch.Generator().manual_seed(seed + SEED_OFFSET)
     points: list[NoisePoint] = []
