@@ -46,7 +46,7 @@ from typing import Any
 import torch
 
 from .errors import AutobsError, ConfigError
-from .task import Task
+from .task import ItemData, Task
 from .training import TIMING_SKIP_STEPS, TrainConfig, resolve_device, train
 
 HEADROOM = 0.10  # DESIGN: keep 10% free for fragmentation, longer batches and whatever else runs
@@ -258,17 +258,43 @@ def _release_cpu_memory() -> None:
 
 
 def _probe_view(task: Task, batch_size: int) -> Task:
-    """The task with its validation set cut to one batch of ``batch_size``: the validation forward's
-    memory is that of one batch, and a full validation pass would only cost time (at large batch sizes
-    on CPU, most of the probe's time)."""
+    """The task cut to what one probe at ``batch_size`` needs: a validation set of one batch (the
+    validation forward's memory is that of one batch; a full pass would only cost time, at large batch
+    sizes on CPU most of the probe's time). Dataset items are cut to the ``batch_size`` items with the
+    largest inputs, in training and validation: with variable-length items (padded sequences) a batch's
+    memory grows with its longest item, so the probe measures the worst batch training can draw, not a
+    typical one that a later batch of long items would overrun."""
     view = copy.copy(task)
-    view.val = task.val.subset(torch.arange(min(len(task.val), batch_size)))
+    if isinstance(task.train, ItemData):
+        view.train = task.train.largest(min(len(task.train), batch_size))
+    view.val = (task.val.largest(min(len(task.val), batch_size)) if isinstance(task.val, ItemData)
+                else task.val.subset(torch.arange(min(len(task.val), batch_size))))
     return view
 
 
-def _run_probe(task: Task, batch_size: int, dev: torch.device, budget: int, bf16: bool) -> Probe:
+def _cuda_library_bytes(task: Task, dev: torch.device, bf16: bool) -> int:
+    """Bytes that CUDA libraries allocate on their first use and keep for the life of the process (the
+    cuBLAS workspace, measured 64 MiB on an H200 with torch 2.11). Without this warm-up the first probe
+    would count them and every later one would not (they sit in its starting ``memory_allocated``); with
+    it every probe counts them once, as the user's own training process will hold them too."""
+    torch.cuda.synchronize(dev)
+    before = torch.cuda.memory_allocated(dev)
+    try:
+        train(_probe_view(task, 1), TrainConfig(batch_size=1, lr=PROBE_LR), samples=1, device=dev,
+              eval_every_samples=10**12, bf16=bf16)
+    except Exception as exc:  # noqa: BLE001 — an OOM here is reported by the first real probe
+        if not is_oom(exc):
+            raise
+    gc.collect()
+    torch.cuda.synchronize(dev)
+    return max(torch.cuda.memory_allocated(dev) - before, 0)
+
+
+def _run_probe(task: Task, batch_size: int, dev: torch.device, budget: int, bf16: bool,
+               library_bytes: int = 0) -> Probe:
     """A real training run of a few steps at ``batch_size`` (validation forward included, at the same
-    size), measuring peak bytes and, if it fits, samples/s."""
+    size), measuring peak bytes (plus ``library_bytes`` held from before, see ``_cuda_library_bytes``)
+    and, if it fits, samples/s."""
     task = _probe_view(task, batch_size)
     config = TrainConfig(batch_size=batch_size, lr=PROBE_LR)
     timed = (TIMING_SKIP_STEPS + TIMED_STEPS) * batch_size
@@ -281,7 +307,7 @@ def _run_probe(task: Task, batch_size: int, dev: torch.device, budget: int, bf16
             base = torch.cuda.memory_allocated(dev)
             torch.cuda.reset_peak_memory_stats(dev)
             result = train(task, config, samples=timed, **settings)
-            peak = torch.cuda.max_memory_allocated(dev) - base
+            peak = torch.cuda.max_memory_allocated(dev) - base + library_bytes
             step_time = result.step_time_s
         else:
             counter = _CpuPeakBytes()
@@ -361,12 +387,17 @@ def probe_memory(
     budget = int(limit * (1 - headroom))
     if dev.type == "cpu":
         _prepare_cpu_heap(notes)
+    library_bytes = 0
+    if dev.type == "cuda":
+        library_bytes = _cuda_library_bytes(task, dev, bf16)
+        if library_bytes:
+            notes.append(f"{library_bytes} bytes that CUDA libraries keep after first use are counted in every probe")
     n_train = len(task.train)
     probes: dict[int, Probe] = {}
 
     def probe(b: int) -> Probe:
         if b not in probes:
-            probes[b] = _run_probe(task, b, dev, budget, bf16)
+            probes[b] = _run_probe(task, b, dev, budget, bf16, library_bytes)
             p = probes[b]
             if progress:
                 peak = "OOM" if p.oom else f"{p.peak_bytes / 2**20:.1f} MiB"

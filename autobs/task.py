@@ -8,6 +8,8 @@ A task file is plain Python that autobs imports from its explicit path (never th
     val_data()                   optional  same form; default: a seeded 10% of the training data
     loss(outputs, targets)       optional  scalar loss, a mean over the batch; default cross_entropy
     optimizer(params, lr)        optional  default AdamW(params, lr=lr, weight_decay=0.01)
+    collate(items)               optional  (inputs, targets) from a list of Dataset items, e.g. padding
+                                           variable-length sequences; default torch's default_collate
     metric                       optional  "loss" (default, lower is better) or "accuracy"
     epochs                       optional  the planned training length (default 10)
 
@@ -74,21 +76,37 @@ class TensorData:
 
 
 class ItemData:
-    """A map-style Dataset; a batch collates its items with PyTorch's ``default_collate``."""
+    """A map-style Dataset; a batch collates its items with the task's ``collate`` (default: PyTorch's
+    ``default_collate``)."""
 
-    def __init__(self, dataset: Dataset, indices: Sequence[int] | None = None):
+    def __init__(self, dataset: Dataset, indices: Sequence[int] | None = None,
+                 collate: Callable[[list], Any] | None = None):
         self.dataset = dataset
         self.indices = list(range(len(dataset))) if indices is None else list(indices)
+        self.collate = collate if collate is not None else default_collate
+        self._input_sizes: torch.Tensor | None = None  # read once: every memory probe asks for them
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def batch(self, indices: torch.Tensor) -> tuple[Any, Any]:
-        inputs, targets = default_collate([self.dataset[self.indices[i]] for i in indices.tolist()])
+        inputs, targets = self.collate([self.dataset[self.indices[i]] for i in indices.tolist()])
         return inputs, targets
 
     def subset(self, indices: torch.Tensor) -> ItemData:
-        return ItemData(self.dataset, [self.indices[i] for i in indices.tolist()])
+        return ItemData(self.dataset, [self.indices[i] for i in indices.tolist()], self.collate)
+
+    def input_sizes(self) -> torch.Tensor:
+        """Elements in each item's inputs (all tensors in it): the length of a variable-length item."""
+        if self._input_sizes is None:
+            self._input_sizes = torch.tensor([_numel(self.dataset[i][0]) for i in self.indices])
+        return self._input_sizes
+
+    def largest(self, k: int) -> ItemData:
+        """The ``k`` items with the largest inputs: a batch of them is the most memory any batch of ``k``
+        can take when memory grows with input size (padded sequences, variable-size images)."""
+        order = torch.argsort(self.input_sizes(), descending=True, stable=True)
+        return self.subset(order[:k])
 
     def to(self, device: torch.device) -> ItemData:
         return self  # items are collated on the CPU and moved batch by batch
@@ -104,6 +122,18 @@ class ItemData:
 Data = TensorData | ItemData
 
 
+def _numel(obj: Any) -> int:
+    if torch.is_tensor(obj):
+        return obj.numel()
+    if isinstance(obj, (str, bytes)):
+        return len(obj)
+    if isinstance(obj, (list, tuple)):
+        return sum(_numel(o) for o in obj) if obj and not isinstance(obj[0], (int, float)) else len(obj)
+    if isinstance(obj, dict):
+        return sum(_numel(v) for v in obj.values())
+    return 1
+
+
 def to_device(obj: Any, device: torch.device) -> Any:
     """Move a tensor, or tensors nested in tuples, lists and dicts, to ``device``."""
     if torch.is_tensor(obj):
@@ -115,7 +145,7 @@ def to_device(obj: Any, device: torch.device) -> Any:
     return obj
 
 
-def _as_data(obj: Any, name: str, where: str) -> Data:
+def _as_data(obj: Any, name: str, where: str, collate: Callable[[list], Any] | None = None) -> Data:
     """Turn what ``train_data()``/``val_data()`` returned into batchable data, or explain what is wrong."""
     fix = (
         f"Fix: make {name}() return a tuple (inputs, targets) of tensors with the same first dimension, "
@@ -144,7 +174,7 @@ def _as_data(obj: Any, name: str, where: str) -> Data:
                 f"{where}: {name}() returned a {type(obj).__name__} of {len(obj)} elements, not a pair of "
                 f"tensors. {fix}"
             )
-        data = ItemData(obj)
+        data = ItemData(obj, collate=collate)
     else:
         raise TaskError(f"{where}: {name}() returned {type(obj).__name__}, which autobs cannot batch. {fix}")
     if len(data) == 0:
@@ -184,6 +214,8 @@ class Task:
         loss: ``loss(outputs, targets) -> scalar``, a mean over the batch (gradient accumulation relies
             on it); default ``cross_entropy``.
         optimizer: ``optimizer(params, lr) -> torch.optim.Optimizer``; default AdamW, weight decay 0.01.
+        collate: ``collate(items) -> (inputs, targets)`` for Dataset items (padding variable-length
+            sequences, say); default ``default_collate``. Tensor data are batched by indexing instead.
         metric: ``"loss"`` (lower is better) or ``"accuracy"`` (higher is better).
         epochs: the training length the user plans; recommendations are for this budget.
         name: shown in reports and used for the run directory.
@@ -201,6 +233,7 @@ class Task:
     val_data: Any = None
     loss: Callable[[Any, Any], torch.Tensor] | None = None
     optimizer: Callable[..., torch.optim.Optimizer] | None = None
+    collate: Callable[[list], Any] | None = None
     metric: str = "loss"
     epochs: int = 10
     name: str = "task"
@@ -215,7 +248,8 @@ class Task:
         self.loss = self.loss if self.loss is not None else F.cross_entropy
         self.optimizer = self.optimizer if self.optimizer is not None else default_optimizer
         _check_settings(self, where)
-        self.train = _as_data(_call_data(self.train_data, "train_data", where), "train_data", where)
+        self.train = _as_data(_call_data(self.train_data, "train_data", where), "train_data", where,
+                              self.collate)
         if self.val_data is None:
             if len(self.train) < 2:
                 raise TaskError(
@@ -224,7 +258,7 @@ class Task:
                 )
             self.train, self.val = _hold_out(self.train, self.val_fraction)
         else:
-            self.val = _as_data(_call_data(self.val_data, "val_data", where), "val_data", where)
+            self.val = _as_data(_call_data(self.val_data, "val_data", where), "val_data", where, self.collate)
         module = _check_model_loss_optimizer(self, where)
         self.fingerprint = _fingerprint(self, module)
 
@@ -287,6 +321,8 @@ def _check_settings(task: Task, where: str) -> None:
         raise TaskError(f"{where}: val_fraction = {task.val_fraction!r} must be in (0, 1).")
     if not callable(task.loss):
         raise TaskError(f"{where}: loss is not callable. Fix: define `def loss(outputs, targets): ...`.")
+    if task.collate is not None and not callable(task.collate):
+        raise TaskError(f"{where}: collate is not callable. Fix: define `def collate(items): ...`.")
     if not callable(task.optimizer):
         raise TaskError(
             f"{where}: optimizer is not callable. Fix: define `def optimizer(params, lr): return "
@@ -310,7 +346,14 @@ def _check_model_loss_optimizer(task: Task, where: str) -> torch.nn.Module:
                 f"{where}: model() returned {_describe(module)}, not a torch.nn.Module. Fix: make model() "
                 "return a fresh module, e.g. `return torch.nn.Sequential(...)`."
             )
-        inputs, targets = task.train.batch(torch.arange(min(2, len(task.train))))
+        try:
+            inputs, targets = task.train.batch(torch.arange(min(2, len(task.train))))
+        except Exception as exc:
+            raise TaskError(
+                f"{where}: making a batch of two train_data items failed: {type(exc).__name__}: {exc}"
+                f"{_user_line(exc, where)}. Fix: for items of different sizes (variable-length "
+                "sequences) define `def collate(items): ...` returning (inputs, targets), padding as needed."
+            ) from exc
         try:
             outputs = module(inputs)
         except Exception as exc:
@@ -371,7 +414,7 @@ def _fingerprint(task: Task, module: torch.nn.Module) -> str:
         h.update(task.path.read_bytes())
     else:
         h.update(repr(module).encode())  # the model built for validation: its structure, not its weights
-        for fn in (task.loss, task.optimizer):
+        for fn in (task.loss, task.optimizer, task.collate):
             h.update(getattr(fn, "__qualname__", repr(fn)).encode())
         task.train.digest(h)
         task.val.digest(h)
@@ -440,6 +483,7 @@ def load_task(path: str | Path, *, val_fraction: float = VAL_FRACTION) -> Task:
         val_data=names.get("val_data"),
         loss=names.get("loss"),
         optimizer=names.get("optimizer"),
+        collate=names.get("collate"),
         metric=names.get("metric", "loss"),
         epochs=names.get("epochs", 10),
         name=path.stem,

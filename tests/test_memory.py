@@ -167,3 +167,51 @@ def test_cli_probe_json_has_the_design_keys(tmp_path):
     saved = json.loads((tmp_path / "run" / "memory.json").read_text())
     assert saved["max_batch_size"] == 1617 and saved["task"]["name"] == "digits_mlp"
     assert (tmp_path / "run").stat().st_mode & 0o777 == 0o700
+
+
+class Sequences(torch.utils.data.Dataset):
+    """2000 sequences of 16-dim tokens: all 8 long but one of 400 (the rare long document)."""
+
+    def __init__(self, items=None):
+        g = torch.Generator().manual_seed(0)
+        self.items = items or [(torch.randn(400 if i == 7 else 8, 16, generator=g), i % 2) for i in range(2000)]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+def pad(items):
+    """Pad to the batch's longest sequence: a batch's memory grows with its longest item."""
+    seqs = torch.nn.utils.rnn.pad_sequence([x for x, _ in items], batch_first=True)
+    return seqs, torch.tensor([y for _, y in items])
+
+
+class TokenMLP(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.per_token = torch.nn.Sequential(torch.nn.Linear(16, 256), torch.nn.ReLU(), torch.nn.Linear(256, 64))
+        self.head = torch.nn.Linear(64, 2)
+
+    def forward(self, x):
+        return self.head(self.per_token(x).mean(dim=1))
+
+
+def test_variable_length_items_are_probed_at_their_longest():
+    task = autobs.Task(model=TokenMLP, train_data=Sequences(), collate=pad, name="seqs")
+    limit = 256 * 2**20
+    result = autobs.probe_memory(task, device="cpu", memory_limit=limit)
+    budget = int(limit * (1 - result.headroom))
+    # A batch of max_batch_size items that holds the longest sequence (which shuffled training draws
+    # sooner or later) fits the budget: a probe on typical, short batches finds a size several times
+    # larger (717 here, measured) that such a batch overruns.
+    longest = [item for item in Sequences().items if len(item[0]) == 400]
+    repeated = Sequences(longest * (2 * result.max_batch_size // len(longest) + 1))
+    worst = autobs.Task(model=TokenMLP, train_data=repeated, val_data=repeated, collate=pad, name="worst")
+    probe = _run_probe(worst, result.max_batch_size, torch.device("cpu"), budget, bf16=False)
+    assert probe.fits, (result.max_batch_size, probe.peak_bytes, budget)
+    # ... and the probe is not needlessly cautious: a tenth more than it found does not fit.
+    over = _run_probe(worst, int(result.max_batch_size * 1.1) + 1, torch.device("cpu"), budget, bf16=False)
+    assert not over.fits

@@ -43,6 +43,11 @@ BAD_TASKS = [
      "model()(inputs)", "accept a batch"),
     ("val_data empty", HEADER + MODEL + DATA + "def val_data():\n    return torch.zeros(0, 4), torch.zeros(0).long()\n",
      "val_data()", "empty"),
+    ("variable-length items without collate",
+     HEADER + "class D(torch.utils.data.Dataset):\n    def __len__(self): return 5\n"
+     "    def __getitem__(self, i): return torch.zeros(i + 1, 4), 0\n" + MODEL +
+     "def train_data():\n    return D()\n", "batch of two train_data items", "def collate(items)"),
+    ("collate not callable", HEADER + MODEL + DATA + "collate = 3\n", "collate", "def collate(items)"),
     ("accuracy on scalar outputs", HEADER + "def model():\n    return torch.nn.Linear(4, 1)\n"
      "def train_data():\n    return torch.randn(20, 4), torch.randn(20, 1)\n"
      "def loss(o, t):\n    return ((o - t) ** 2).mean()\nmetric = 'accuracy'\n", "accuracy", "metric = 'loss'"),
@@ -137,3 +142,40 @@ def test_python_task_errors_name_the_task():
     with pytest.raises(autobs.TaskError, match="Task 'mine'.*epochs"):
         autobs.Task(model=lambda: torch.nn.Linear(4, 2), train_data=(torch.randn(9, 4), torch.zeros(9).long()),
                     epochs=-1, name="mine")
+
+
+SEQUENCE_TASK = HEADER + """
+class Sequences(torch.utils.data.Dataset):
+    def __len__(self):
+        return 30
+
+    def __getitem__(self, i):
+        return torch.ones(1 + i % 7, 4), i % 2
+
+def collate(items):
+    x = torch.nn.utils.rnn.pad_sequence([x for x, _ in items], batch_first=True)
+    return x, torch.tensor([y for _, y in items])
+
+class Pool(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.linear(x.mean(dim=1))
+
+def model():
+    return Pool()
+
+def train_data():
+    return Sequences()
+"""
+
+
+def test_task_file_collate_batches_variable_length_items(write_task):
+    task = autobs.load_task(write_task(SEQUENCE_TASK))
+    inputs, targets = task.train.batch(torch.arange(len(task.train)))
+    assert inputs.shape == (len(task.train), 7, 4) and targets.shape == (len(task.train),)
+    assert task.train.largest(3).input_sizes().tolist() == [28, 28, 28]  # the three 7-token items
+    result = autobs.train(task, autobs.TrainConfig(batch_size=8, lr=0.1), samples=64)
+    assert result.steps == 8
