@@ -178,6 +178,85 @@ def _cmd_noise(args: argparse.Namespace) -> int:
     return 0
 
 
+def _anchors(task, out, space, args) -> dict[str, Any]:
+    """The stage results the search space is anchored to, from the run directory, or measured now."""
+    from functools import partial
+
+    from .lr_range import lr_at, lr_range_test
+    from .memory import probe_memory
+    from .rundir import read_stage, write_json
+
+    anchors: dict[str, Any] = {"max_batch_size": None, "lr_at": None}
+    memory = read_stage(out / "memory.json", task.fingerprint)
+    if memory is None and space.needs_max_batch_size:
+        _progress(f"no memory.json for this task in {out}: probing the memory ceiling first")
+        result = probe_memory(task, device=args.device, memory_limit=args.memory_limit, progress=True)
+        memory = write_json(out / "memory.json", {"task": task.describe(), **result.to_dict()}) and result.to_dict()
+    if memory:
+        anchors["max_batch_size"] = memory["max_batch_size"]
+    if space.needs_range_test:
+        saved = read_stage(out / "lr_range.json", task.fingerprint)
+        if saved is None:
+            _progress(f"no lr_range.json for this task in {out}: running the LR range test first")
+            result = lr_range_test(task, max_batch_size=anchors["max_batch_size"], device=args.device,
+                                   seed=args.seed, progress=True)
+            saved = result.to_dict()
+            write_json(out / "lr_range.json", {"task": task.describe(), **saved})
+        suggestions = {int(b): v for b, v in saved["suggestions"].items()}
+        anchors["lr_at"] = partial(lr_at, suggestions, saved["lr_scaling_exponent"])  # picklable, for Ray
+    return anchors
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    import shlex
+
+    from .rundir import run_dir
+    from .search import TRIALS_FILE, run_search
+    from .space import default_space_name, load_space
+    from .task import load_task
+
+    task = load_task(args.model)
+    out = run_dir(task.name, args.out)
+    if args.fresh and (out / TRIALS_FILE).exists():
+        (out / TRIALS_FILE).unlink()
+    if args.space is None:
+        with __import__("torch").random.fork_rng(devices=[]):
+            model = task.model()
+        args.space = default_space_name(task.optimizer(model.parameters(), 1e-3))
+        _progress(f"search space: search_spaces/{args.space}.yaml (chosen for the task's optimizer)")
+    space = load_space(args.space)
+    anchors = _anchors(task, out, space, args)
+    resume = " ".join(shlex.quote(a) for a in ["autobs", *sys.argv[1:]] if a != "--fresh")
+    if "--resume" not in resume:
+        resume += " --resume"
+    if "--out" not in resume:
+        resume += f" --out {shlex.quote(str(out))}"
+    result = run_search(
+        task, space, out=out, trials=args.trials,
+        budget_s=parse_duration(args.budget) if args.budget else None,
+        trial_samples=args.trial_samples, sampler=args.sampler, seed=args.seed, device=args.device,
+        gpus_per_trial=args.gpus_per_trial, ray_address=args.ray_address, resume=args.resume,
+        resume_command=resume, **anchors,
+    )
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        counts = {s: sum(t["status"] == s for t in result.trials) for s in ("completed", "stopped", "diverged",
+                                                                             "oom", "failed")}
+        print(f"{len(result.trials)} trials in {result.elapsed_s:.0f} s: "
+              + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+        best = result.best
+        if best:
+            c = best["config"]
+            print(f"best: batch {c['batch_size']}, lr {c['lr']:.3g}, {c['schedule']} "
+                  f"{c['schedule_params'] or ''}, warmup {c['warmup_fraction']:.0%} → val {result.metric} "
+                  f"{best['val_metric']:.4g}")
+        else:
+            print("no trial ran its full length: no best config (see the statuses above)")
+        print("".join(f"note: {n}\n" for n in result.notes) + f"saved {result.path}")
+    return 0
+
+
 _OPTIONS = {  # the options several commands share, spelled and explained once
     "device": ({"default": "auto"}, "auto, cpu, cuda, cuda:N or mps (default auto)"),
     "seed": ({"type": int, "default": 0}, "seed of model initialisation and data order (default 0)"),
@@ -234,6 +313,25 @@ def build_parser() -> argparse.ArgumentParser:
     _option(noise, "out")
     _option(noise, "json")
     noise.set_defaults(run=_cmd_noise)
+
+    tune = sub.add_parser("tune", help="joint search over batch size, LR, warmup and schedule (Ray Tune + Optuna)")
+    tune.add_argument("model", metavar="MODEL.py")
+    tune.add_argument("--space", help="search space: a YAML file or default/sgd/adamw (default: by optimizer)")
+    tune.add_argument("--trials", type=int, default=20, help="number of trials in all (default 20)")
+    tune.add_argument("--budget", help="wall time for the search, e.g. 10m (default: none, --trials bounds it)")
+    tune.add_argument("--trial-samples", type=int,
+                      help="each trial's length in samples (default: the task's epochs over its training data)")
+    tune.add_argument("--sampler", default="tpe", help="Optuna sampler: tpe, gp, cmaes or random (default tpe)")
+    tune.add_argument("--memory-limit", help="memory limit of the probe run when memory.json is missing")
+    tune.add_argument("--gpus-per-trial", type=float, default=1.0, help="GPUs per trial: 1 or a fraction (default 1)")
+    tune.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one")
+    tune.add_argument("--resume", action="store_true", help="continue the search recorded in the run directory")
+    tune.add_argument("--fresh", action="store_true", help="discard a recorded search and start over")
+    _option(tune, "device")
+    _option(tune, "seed")
+    _option(tune, "out")
+    _option(tune, "json")
+    tune.set_defaults(run=_cmd_tune)
 
     from .schedules import SCHEDULES  # light: math and torch.optim only at call time
 

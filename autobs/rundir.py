@@ -57,19 +57,30 @@ def write_json(path: Path, obj: Any) -> Path:
     return path
 
 
-def read_stage(path: Path, fingerprint: str) -> dict | None:
-    """A stage's saved JSON if it exists and belongs to the task with ``fingerprint``; else None.
-    A file that does not parse is reported, never silently replaced.
+def read_json(path: Path) -> dict:
+    """A JSON object autobs wrote. A file that does not parse is reported, never silently replaced.
 
     Raises:
-        ConfigError: the file exists but is not valid JSON.
+        ConfigError: the file is not a valid JSON object.
     """
-    if not path.exists():
-        return None
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path} is damaged ({exc}). Move it away or delete it to redo that stage.") from None
-    if not isinstance(data, dict) or data.get("task", {}).get("fingerprint") != fingerprint:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} is damaged (not a JSON object). Move it away or delete it to redo that stage.")
+    return data
+
+
+def read_stage(path: Path, fingerprint: str) -> dict | None:
+    """A stage's saved JSON if it exists and belongs to the task with ``fingerprint``; else None.
+
+    Raises:
+        ConfigError: the file exists but is damaged.
+    """
+    if not path.exists():
+        return None
+    data = read_json(path)
+    if not isinstance(data.get("task"), dict) or data["task"].get("fingerprint") != fingerprint:
         return None
     return data

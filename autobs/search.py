@@ -1,0 +1,504 @@
+"""Stage 4, the joint search: Ray Tune runs the trials, an Optuna sampler proposes them, ASHA stops poor
+ones early. Public entry: ``run_search``.
+
+- Each trial trains with ``autobs.train`` (the one training loop) for ``trial_samples`` samples and reports
+  every validation point to Ray as ``val_metric`` at ``samples`` seen. ASHA (Li et al. 2020) compares
+  trials on samples, never steps, so batch sizes compete on the same data budget.
+- What the sampler is told: a finished trial's final metric; a diverged trial (NaN/inf loss) the metric
+  of the untrained model, a bad result it learns from; an out-of-memory trial fails (Optuna ignores
+  failed trials) and the space shrinks below its batch size, so that region is not proposed again; any
+  other exception fails the trial, its traceback saved.
+- Every trial's record (config, status, validation curve, step time) goes to ``trials.json`` in the run
+  directory, rewritten atomically as each trial ends: steps-to-target can be read later for any target,
+  and nothing finished is lost when the driver dies.
+- Resume: a fresh Tuner whose sampler is first told every recorded trial (JSON, never a pickle), with the
+  trial count reduced by what is already recorded. Trials running when the driver died are not recorded
+  and are proposed anew.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import AutobsError, ConfigError
+from .lr_range import MIN_RUN_STEPS
+from .rundir import read_json, write_json
+from .space import ResolvedSpace, SearchSpace
+
+TRIALS_FILE = "trials.json"
+SAMPLERS = ("tpe", "gp", "cmaes", "random")
+STATUSES = ("completed", "stopped", "diverged", "oom", "failed")  # stopped: by ASHA or the time budget
+MAX_FAILURES_IN_ROW = 5
+ASHA_REDUCTION = 3  # ASHA's η: keep the best third at each rung (Li et al. 2020 use 3 or 4)
+ASHA_RUNGS = 2  # grace period = trial_samples / η^RUNGS: rungs at 11% and 33% of a trial. One rung
+# earlier (4%) judged trials before warmup ended (warmup reaches 30% of a run in adamw.yaml).
+
+
+class SearchError(AutobsError):
+    """The search cannot go on: too many failures in a row, or a resume that does not match."""
+
+
+class TrialOutOfMemory(RuntimeError):
+    """Raised inside a trial that ran out of memory, so the driver records it as ``oom``."""
+
+
+@dataclass
+class SearchResult:
+    """The trial table and what produced it."""
+
+    trials: list[dict[str, Any]]
+    metric: str
+    mode: str
+    space: dict[str, Any]
+    trials_requested: int
+    trial_samples: int
+    sampler: str
+    elapsed_s: float
+    path: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The best trial that ran its whole length (completed), by final metric."""
+        done = [t for t in self.trials if t["status"] == "completed" and _finite(t["val_metric"])]
+        if not done:
+            return None
+        sign = -1 if self.mode == "max" else 1
+        return min(done, key=lambda t: sign * t["val_metric"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric, "mode": self.mode, "space": self.space, "sampler": self.sampler,
+            "trials_requested": self.trials_requested, "trial_samples": self.trial_samples,
+            "elapsed_s": self.elapsed_s, "best": self.best, "trials": self.trials, "notes": self.notes,
+        }
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The trial: runs in a Ray worker process
+
+
+def _trial(config: dict, *, task_ref: Any, trial_samples: int, device: str, seed: int) -> None:
+    import torch
+    from ray import tune
+
+    from .memory import is_oom
+    from .task import Task, load_task
+    from .training import TrainConfig, train
+
+    task = task_ref if isinstance(task_ref, Task) else _cached_task(task_ref, load_task)
+    batch_size = config["batch_size"]
+    total_steps = max(1, round(trial_samples / batch_size))
+    warmup_steps = int(round(config["warmup_fraction"] * total_steps))
+    train_config = TrainConfig(batch_size=batch_size, lr=config["lr"], warmup_steps=warmup_steps,
+                               schedule=config["schedule"], schedule_params=config["schedule_params"])
+    untrained = [math.nan]
+
+    def report(point) -> None:
+        if point.step == 0:
+            untrained[0] = point.metric
+        if point.step >= total_steps:
+            return  # the run's last point comes with the final report (ASHA stops a trial at max_t)
+        value = point.metric if math.isfinite(point.metric) else untrained[0]
+        tune.report({"val_metric": value, "samples": point.samples, "steps": point.step,
+                     "seconds": point.seconds, "final": False})
+
+    try:
+        result = train(task, train_config, samples=trial_samples, device=device,
+                       seed=seed + config["sampler_number"], callback=report)
+    except Exception as exc:  # noqa: BLE001 — an OOM is classified; anything else fails the trial as is
+        if is_oom(exc):
+            raise TrialOutOfMemory(f"batch size {batch_size} ran out of memory: {exc}") from None
+        raise
+    final = result.final_metric
+    if result.diverged or not math.isfinite(final):
+        final = untrained[0]  # diverged: no better than the untrained model, a bad result to learn from
+    tune.report({"val_metric": final, "samples": result.samples, "steps": result.steps,
+                 "seconds": result.curve[-1].seconds if result.curve else 0.0, "final": True,
+                 "diverged": result.diverged, "step_time_s": result.step_time_s, "warmup_steps": warmup_steps,
+                 "threads": torch.get_num_threads()})
+
+
+_TASKS: dict[str, Any] = {}
+
+
+def _cached_task(path: str, load_task):
+    # One load per worker process: Ray reuses workers, and loading builds data and checks the model.
+    if path not in _TASKS:
+        _TASKS[path] = load_task(path)
+    return _TASKS[path]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The driver's record of trials
+
+
+class _Recorder:
+    """A Ray Tune callback (built by ``_recorder_class``) that keeps each trial's record and writes
+    ``trials.json`` as each trial ends."""
+
+    def __init__(self, path: Path, header: dict, records: list[dict], space: ResolvedSpace, sampler_info: dict,
+                 progress: bool, total: int):
+        self.path, self.header, self.records = path, header, records
+        self.space, self.sampler_info, self.progress, self.total = space, sampler_info, progress, total
+        self.live: dict[str, dict] = {}
+        self.failures_in_row = 0
+        self.last_error = ""
+
+    def start(self, trial) -> None:
+        config = trial.config
+        info = self.sampler_info.get(config["sampler_number"], {})
+        self.live[trial.trial_id] = {
+            "number": len(self.records) + len(self.live),
+            "trial_id": trial.trial_id,
+            "config": {k: config[k] for k in ("batch_size", "lr", "warmup_fraction", "schedule", "schedule_params")},
+            "params": info.get("params", {}), "distributions": info.get("distributions", {}),
+            "status": "running", "val_metric": None, "samples": 0, "steps": 0, "seconds": 0.0,
+            "step_time_s": None, "curve": [], "error": None, "started": time.time(),
+        }
+
+    def result(self, trial, result: dict) -> None:
+        record = self.live.get(trial.trial_id)
+        if record is None:
+            return
+        point = {k: result[k] for k in ("samples", "steps", "seconds")} | {"metric": result["val_metric"]}
+        if result.get("final"):
+            record.update(final=True, diverged=result["diverged"], step_time_s=result["step_time_s"],
+                          warmup_steps=result["warmup_steps"])
+        if not result.get("diverged") and (not record["curve"] or record["curve"][-1]["steps"] != point["steps"]):
+            record["curve"].append(point)  # a diverged run's final value is a stand-in, not a measurement
+        record.update(val_metric=result["val_metric"], samples=result["samples"], steps=result["steps"],
+                      seconds=result["seconds"])
+
+    def end(self, trial, error: str | None = None) -> None:
+        record = self.live.pop(trial.trial_id, None)
+        if record is None:
+            return
+        if error is not None:
+            record["status"] = "oom" if "TrialOutOfMemory" in error else "failed"
+            record["error"] = error
+            record["val_metric"] = None  # a trial that reported and then crashed is not a result
+            self.failures_in_row += 1
+            self.last_error = error
+            if record["status"] == "oom":
+                self.space.exclude_from(record["config"]["batch_size"])
+        else:
+            record["status"] = ("diverged" if record.pop("diverged", False)
+                                else "completed" if record.pop("final", False) else "stopped")
+            self.failures_in_row = 0
+        record.pop("final", None)
+        record.pop("diverged", None)
+        record["wall_s"] = time.time() - record.pop("started")
+        self.records.append(record)
+        self.save()
+        if self.progress:
+            c = record["config"]
+            value = f"{record['val_metric']:.4g}" if _finite(record["val_metric"]) else "—"
+            print(f"trial {len(self.records)}/{self.total}: batch {c['batch_size']}, lr {c['lr']:.3g}, "
+                  f"{c['schedule']}, warmup {c['warmup_fraction']:.0%} → {self.header['metric']} {value} "
+                  f"({record['status']}, {record['samples']} samples, {record['wall_s']:.1f} s)", file=sys.stderr)
+
+    def save(self) -> None:
+        write_json(self.path, {**self.header, "trials": self.records})
+
+
+def _recorder_class():
+    from ray.tune import Callback
+    from ray.tune.stopper import Stopper
+
+    class RecorderCallback(Callback):
+        def __init__(self, recorder: _Recorder):
+            self.recorder = recorder
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self.recorder.start(trial)
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            self.recorder.result(trial, result)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self.recorder.end(trial)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self.recorder.end(trial, error=_error_text(trial))
+
+    class FailureStopper(Stopper):
+        def __init__(self, recorder: _Recorder, limit: int):
+            self.recorder, self.limit = recorder, limit
+
+        def __call__(self, trial_id, result):
+            return False
+
+        def stop_all(self):
+            return self.recorder.failures_in_row >= self.limit
+
+    return RecorderCallback, FailureStopper
+
+
+def _error_text(trial) -> str:
+    """The trial's error as Ray saved it (a text file with the traceback), last 4000 characters."""
+    path = getattr(trial, "error_file", None)
+    try:
+        text = Path(path).read_text() if path else ""
+    except OSError:
+        text = ""
+    return text[-4000:] or "the trial failed; Ray recorded no error text"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sampler and Ray
+
+
+def make_sampler(name: str, seed: int):
+    """The Optuna sampler called ``name``: TPE (default; Bergstra et al. 2011, good with few trials and
+    categorical choices such as the schedule), GP, CMA-ES or random."""
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    if name == "cmaes":
+        try:
+            import cmaes  # noqa: F401 — Optuna's CmaEsSampler needs it
+        except ImportError:
+            raise ConfigError("sampler 'cmaes' needs the cmaes package: pip install cmaes") from None
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise ConfigError(f"unknown sampler {name!r}. Use one of: {', '.join(SAMPLERS)}.")
+
+
+def start_ray(address: str | None, num_cpus: int, num_gpus: int) -> bool:
+    """Start a local Ray (dashboard off, every server on the loopback address) or join ``address``.
+    Returns whether this call started Ray (and so should shut it down)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+        return True
+    # Ray resolves "127.0.0.1" given as the node address to the machine's outward IP, and its servers then
+    # listen there. In the mode Ray uses on macOS/Windows (no multi-node cluster) the node address is the
+    # loopback one, so nothing listens outside this machine: that is what a local search needs.
+    # Ray reads that switch from the environment when first imported: set both, so it holds whether or
+    # not Ray was imported already (tests/test_search.py checks every listening socket).
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    return True
+
+
+def _add_recorded(study, records: list[dict]) -> None:
+    """Tell a fresh study every recorded trial, so a resumed sampler knows what was already tried."""
+    import optuna
+    from optuna.distributions import json_to_distribution
+
+    for r in records:
+        if not r.get("params"):
+            continue
+        failed = r["status"] in ("oom", "failed") or not _finite(r["val_metric"])
+        study.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState.FAIL if failed else optuna.trial.TrialState.COMPLETE,
+            value=None if failed else r["val_metric"],
+            params=r["params"],
+            distributions={k: json_to_distribution(v) for k, v in r["distributions"].items()},
+        ))
+
+
+class _DefineByRun:
+    """Optuna's define-by-run space: draws a config and keeps what the sampler drew (params and their
+    distributions, as JSON) for the trial's record. A class, not a closure: Ray pickles the searcher."""
+
+    def __init__(self, space: ResolvedSpace):
+        self.space = space
+        self.sampler_info: dict[int, dict] = {}
+
+    def __call__(self, trial) -> dict:
+        from optuna.distributions import distribution_to_json
+
+        config = self.space.suggest(trial)
+        self.sampler_info[trial.number] = {
+            "params": dict(trial.params),
+            "distributions": {k: distribution_to_json(d) for k, d in trial.distributions.items()},
+        }
+        return {**config, "sampler_number": trial.number}
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def run_search(
+    task,
+    space: SearchSpace,
+    *,
+    out: Path,
+    trials: int = 20,
+    budget_s: float | None = None,
+    trial_samples: int | None = None,
+    max_batch_size: int | None = None,
+    lr_at=None,
+    sampler: str = "tpe",
+    seed: int = 0,
+    device: str = "auto",
+    gpus_per_trial: float = 1.0,
+    ray_address: str | None = None,
+    resume: bool = False,
+    max_failures_in_row: int = MAX_FAILURES_IN_ROW,
+    first_params: list[dict] | None = None,
+    asha: bool = True,
+    progress: bool = True,
+    resume_command: str | None = None,
+) -> SearchResult:
+    """Search batch size, LR, warmup and schedule together; return every trial's record.
+
+    Args:
+        task: the task; trial workers reload it from ``task.path`` when it has one.
+        space: a checked search space (``load_space``); its anchors are bound here.
+        out: the run directory: ``trials.json`` and Ray's experiment folder ``search/`` go there.
+        trials: the number of trials in all (a resumed search counts the recorded ones).
+        budget_s: wall-time budget of this call, in seconds.
+        trial_samples: each trial's length in samples; default the task's planned run (epochs × data).
+        max_batch_size / lr_at: the anchors (memory ceiling, range test ``lr_at(B)``) the space uses.
+        sampler: ``tpe`` (default), ``gp``, ``cmaes`` or ``random``.
+        device: where trials train; with GPUs, one trial per ``gpus_per_trial`` of a GPU.
+        ray_address: join this Ray cluster instead of starting a local one.
+        resume: continue the search recorded in ``out/trials.json``.
+        max_failures_in_row: stop after this many failed or out-of-memory trials in a row.
+        first_params: sampler parameters (``log2_batch_size``, ``lr_factor``, ...) of trials to run first,
+            such as a known-good config; the sampler proposes the rest.
+
+    Raises:
+        SearchError: a resume that does not match the record, or too many failures in a row.
+    """
+    import optuna
+    import torch
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from .training import resolve_device
+
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ConfigError(f"trials must be a positive integer; got {trials!r}.")
+    if budget_s is not None and not budget_s > 0:
+        raise ConfigError(f"the search budget must be positive; got {budget_s!r} s.")
+    if not 0 < gpus_per_trial <= 1 and not (gpus_per_trial >= 1 and float(gpus_per_trial).is_integer()):
+        raise ConfigError(f"gpus_per_trial must be a fraction in (0, 1] or a whole number; got {gpus_per_trial!r}.")
+    make_sampler(sampler, seed)  # an unknown or unavailable sampler fails before anything starts
+    n_train = len(task.train)
+    trial_samples = trial_samples or task.epochs * n_train
+    mode = "max" if task.higher_is_better else "min"
+    if max_batch_size is not None:
+        # A batch size that leaves the planned run fewer than MIN_RUN_STEPS optimizer steps cannot train
+        # well in the user's budget whatever its LR (the range test skips such sizes for the same reason).
+        max_batch_size = max(1, min(max_batch_size, task.epochs * n_train // MIN_RUN_STEPS))
+    resolved = space.resolve(max_batch_size=max_batch_size, n_train=n_train, lr_at=lr_at)
+    path = Path(out) / TRIALS_FILE
+    header = {"task": task.describe(), "space": space.to_dict(), "metric": task.metric, "mode": mode,
+              "trials_requested": trials, "trial_samples": trial_samples, "sampler": sampler, "seed": seed}
+
+    records: list[dict] = []
+    if path.exists() and not resume:
+        raise SearchError(f"{path} already holds a search. Fix: add --resume to continue it, or use --fresh "
+                          "(or another --out) to start over.")
+    if resume and path.exists():
+        saved = read_json(path)
+        for key, what in (("task", "task"), ("space", "search space"), ("metric", "metric"),
+                          ("trial_samples", "trial length"), ("sampler", "sampler")):
+            old, new = saved.get(key), header[key]
+            if key == "task":
+                old, new = (old or {}).get("fingerprint"), new["fingerprint"]
+            if key == "space":
+                old, new = (old or {}).get("digest"), new["digest"]
+            if old != new:
+                raise SearchError(f"{path}: cannot resume: the {what} differs from the recorded search "
+                                  f"({old!r} then, {new!r} now). Fix: resume with the same settings, or start "
+                                  "over with --fresh or another --out.")
+        records = [r for r in saved.get("trials", []) if r.get("status") in STATUSES]
+        for r in records:
+            if r["status"] == "oom":
+                resolved.exclude_from(r["config"]["batch_size"])
+    remaining = trials - len(records)
+    notes = [f"resumed: {len(records)} recorded trials kept"] if resume and records else []
+    if remaining <= 0:
+        return _result(header, records, 0.0, path, notes + ["all requested trials were already recorded"])
+
+    dev = resolve_device(device)
+    num_cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    num_gpus = torch.cuda.device_count() if dev.type == "cuda" else 0
+    if num_gpus:
+        resources = {"cpu": max(1, num_cpus // max(1, int(num_gpus / gpus_per_trial))), "gpu": gpus_per_trial}
+        concurrent = max(1, int(num_gpus / gpus_per_trial))
+    else:
+        resources, concurrent = {"cpu": 1}, num_cpus  # one core per trial, as many trials as cores
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name="autobs", direction="maximize" if mode == "max" else "minimize")
+    _add_recorded(study, records)
+    for params in (first_params or [])[len(records):]:
+        study.enqueue_trial(params)
+    define_by_run = _DefineByRun(resolved)
+    sampler_info = define_by_run.sampler_info
+    searcher = OptunaSearch(space=define_by_run, metric="val_metric", mode=mode, sampler=make_sampler(sampler, seed),
+                            storage=storage, study_name="autobs")
+    recorder = _Recorder(path, header, records, resolved, sampler_info, progress, trials)
+    Callback, Stopper = _recorder_class()
+    scheduler = (ASHAScheduler(time_attr="samples", metric="val_metric", mode=mode, max_t=trial_samples,
+                               grace_period=max(1, trial_samples // ASHA_REDUCTION**ASHA_RUNGS),
+                               reduction_factor=ASHA_REDUCTION) if asha else FIFOScheduler())
+    task_ref = str(task.path) if task.path is not None else task
+    trainable = tune.with_parameters(_trial, task_ref=task_ref, trial_samples=trial_samples,
+                                     device="cuda" if num_gpus else str(dev), seed=seed)
+    started = start_ray(ray_address, num_cpus, num_gpus)
+    began = time.time()
+    try:
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, resources),
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
+                                        max_concurrent_trials=concurrent, time_budget_s=budget_s,
+                                        reuse_actors=True),  # no new worker process (and torch import) per trial
+            run_config=tune.RunConfig(name="ray", storage_path=str((Path(out) / "search").resolve()), verbose=0,
+                                      callbacks=[Callback(recorder)], stop=Stopper(recorder, max_failures_in_row)),
+        )
+        recorder.save()
+        try:
+            with contextlib.redirect_stdout(sys.stderr):  # Ray's tables: stdout is for --json alone
+                tuner.fit()
+        except KeyboardInterrupt:
+            again = resume_command or "autobs tune ... --resume"
+            raise SearchError(f"interrupted: {len(records)} finished trials are saved in {path}. Resume with: "
+                              f"{again}") from None
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    if recorder.failures_in_row >= max_failures_in_row:
+        raise SearchError(
+            f"the search stopped: {recorder.failures_in_row} trials in a row failed or ran out of memory "
+            f"(finished trials are saved in {path}). The last error:\n{recorder.last_error[-1500:]}"
+        )
+    return _result(header, records, time.time() - began, path, notes)
+
+
+def _result(header: dict, records: list[dict], elapsed: float, path: Path, notes: list[str]) -> SearchResult:
+    return SearchResult(trials=records, metric=header["metric"], mode=header["mode"], space=header["space"],
+                        trials_requested=header["trials_requested"], trial_samples=header["trial_samples"],
+                        sampler=header["sampler"], elapsed_s=elapsed, path=path, notes=notes)

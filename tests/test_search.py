@@ -1,0 +1,200 @@
+"""The joint search: search-space files (no Ray), and a few small Ray searches (Ray is slow to start)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import autobs
+from autobs.search import SearchError, run_search, start_ray
+from autobs.space import SearchSpaceError, load_space
+
+from .conftest import ROOT
+
+SMALL_SPACE = """\
+batch_size: {low: 16, high: 128}
+lr: {low: 0.05, high: 0.5}
+warmup_fraction: {low: 0.0, high: 0.1}
+schedules:
+  constant: {}
+  cosine: {min_lr_ratio: {low: 0.0, high: 0.1}}
+"""
+
+# A task whose training step does what its batch size says: 16 trains, 32 raises, 64 diverges (NaN
+# outputs), 128 "runs out of memory" with the CPU allocator's real message. Evaluation is left alone.
+FAULTY_TASK = """
+import torch
+
+class Faulty(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        if self.training and x.shape[0] == 32:
+            raise ValueError("a bug in the user's model")
+        if self.training and x.shape[0] == 128:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: "
+                               "you tried to allocate 1073741824 bytes. Error code 12 (Cannot allocate memory)")
+        out = self.linear(x)
+        return out * float("nan") if self.training and x.shape[0] == 64 else out
+
+def model():
+    return Faulty()
+
+def train_data():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(800, 4, generator=g)
+    return x, (x[:, 0] + x[:, 1] > 0).long()
+"""
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------
+# Search-space files
+
+
+@pytest.mark.parametrize("name", ["default", "sgd", "adamw"])
+def test_bundled_spaces_load_and_cover_every_schedule(name):
+    space = load_space(name)
+    assert set(space.schedules) == set(autobs.SCHEDULES)
+    assert space.needs_max_batch_size and space.needs_range_test
+
+
+BAD_SPACES = [  # (case, text, what the message must name)
+    ("unknown top key", SMALL_SPACE + "momentum: {low: 0.8, high: 0.99}\n", "momentum (line 7): unknown key"),
+    ("unknown range key", SMALL_SPACE.replace("{low: 0.05, high: 0.5}", "{low: 0.05, hi: 0.5}"), "lr.hi (line 2)"),
+    ("low above high", SMALL_SPACE.replace("{low: 0.0, high: 0.1}}", "{low: 0.2, high: 0.1}}"),
+     "schedules.cosine.min_lr_ratio (line 6): low=0.2 is above high=0.1"),
+    ("wrong type", SMALL_SPACE.replace("low: 16", "low: sixteen"), "batch_size.low (line 1): expected a positive integer"),
+    ("unknown anchor", SMALL_SPACE.replace("high: 128", "high: max_batch"), "batch_size.high (line 1): unknown anchor"),
+    ("unknown lr anchor", SMALL_SPACE.replace("{low: 0.05", "{anchor: lr_finder, low: 0.05"), "lr.anchor (line 2)"),
+    ("unknown schedule", SMALL_SPACE + "  cyclic: {}\n", "schedules.cyclic (line 7): unknown key"),
+    ("param of another schedule", SMALL_SPACE.replace("constant: {}", "constant: {gamma: 0.1}"),
+     "schedules.constant.gamma (line 5): unknown key"),
+    ("missing key", "batch_size: {low: 16, high: 128}\n", "lr is missing"),
+    ("log of zero", SMALL_SPACE.replace("{low: 0.05", "{low: 0.0"), "lr.low (line 2): must be above 0"),
+    ("not yaml", "batch_size: [16\n", "not valid YAML"),
+]
+
+
+@pytest.mark.parametrize("case,text,names", BAD_SPACES, ids=[c[0] for c in BAD_SPACES])
+def test_bad_space_file_names_file_key_and_line(tmp_path, case, text, names):
+    path = write(tmp_path, "space.yaml", text)
+    with pytest.raises(SearchSpaceError) as info:
+        load_space(path)
+    assert str(path) in str(info.value) and names in str(info.value), str(info.value)
+    assert "Fix" in str(info.value) or "YAML" in str(info.value)
+
+
+def test_anchored_space_follows_the_range_test_and_the_ceiling(tmp_path):
+    space = load_space("adamw")
+    with pytest.raises(SearchSpaceError, match="autobs lr-find"):
+        space.resolve(max_batch_size=1000, n_train=5000)
+    resolved = space.resolve(max_batch_size=1000, n_train=5000, lr_at=lambda b: 1e-3 * (b / 64) ** 0.5)
+    assert resolved.batch_sizes == [16, 32, 64, 128, 256, 512]  # powers of two up to the ceiling
+    resolved.exclude_from(256)  # an out-of-memory trial at 256: never proposed again
+    assert resolved.batch_sizes == [16, 32, 64, 128]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Ray searches
+
+
+def test_search_records_completed_diverged_oom_and_failed_trials_and_goes_on(tmp_path):
+    task = autobs.load_task(write(tmp_path, "faulty.py", FAULTY_TASK))
+    space = load_space(write(tmp_path, "space.yaml", SMALL_SPACE))
+    order = [{"log2_batch_size": k, "lr_factor": 0.2, "warmup_fraction": 0.0, "schedule": "constant"}
+             for k in (5, 6, 7, 4)]  # 32 raises, 64 diverges, 128 OOMs, then 16 trains
+    result = run_search(task, space, out=tmp_path, trials=6, trial_samples=1600, first_params=order,
+                        max_failures_in_row=10, asha=False, progress=False)
+    by_size = {}
+    for t in result.trials:
+        by_size.setdefault(t["config"]["batch_size"], set()).add(t["status"])
+    assert by_size[32] == {"failed"} and by_size[64] == {"diverged"} and by_size[128] == {"oom"}
+    assert by_size[16] == {"completed"}
+    assert len(result.trials) == 6  # the search went on past every failure, to the trials asked for
+    failed = next(t for t in result.trials if t["status"] == "failed")
+    assert "a bug in the user's model" in failed["error"] and failed["val_metric"] is None
+    # After the OOM at 128, no later trial was proposed at 128 or above.
+    oom_at = next(i for i, t in enumerate(result.trials) if t["status"] == "oom")
+    assert all(t["config"]["batch_size"] < 128 for t in result.trials[oom_at + 1:])
+    diverged = next(t for t in result.trials if t["status"] == "diverged")
+    assert math.isfinite(diverged["val_metric"])  # told to the sampler as a bad result, not NaN
+    completed = next(t for t in result.trials if t["status"] == "completed")
+    assert completed["curve"][-1]["samples"] == completed["samples"] and completed["step_time_s"] > 0
+    saved = json.loads((tmp_path / "trials.json").read_text())
+    assert [t["status"] for t in saved["trials"]] == [t["status"] for t in result.trials]
+
+
+def test_failures_in_a_row_stop_the_search_with_a_message(tmp_path):
+    task = autobs.load_task(write(tmp_path, "faulty.py", FAULTY_TASK))
+    space = load_space(write(tmp_path, "space.yaml", SMALL_SPACE.replace("low: 16, high: 128", "low: 32, high: 32")))
+    with pytest.raises(SearchError, match="2 trials in a row failed") as info:
+        run_search(task, space, out=tmp_path, trials=8, trial_samples=640, max_failures_in_row=2, progress=False)
+    assert "a bug in the user's model" in str(info.value)
+    saved = json.loads((tmp_path / "trials.json").read_text())
+    assert 2 <= len(saved["trials"]) < 8
+
+
+def test_local_ray_listens_on_loopback_only_and_has_no_dashboard():
+    import psutil
+    import ray
+
+    assert start_ray(None, num_cpus=1, num_gpus=0)
+    try:
+        ours = {p.pid for p in psutil.Process().children(recursive=True)} | {os.getpid()}
+        listening = [c.laddr for c in psutil.net_connections(kind="inet")
+                     if c.status == psutil.CONN_LISTEN and c.pid in ours]
+        assert listening  # Ray's servers are up ...
+        assert all(a.ip in ("127.0.0.1", "::1", "::ffff:127.0.0.1") for a in listening), listening
+        assert all(a.port != 8265 for a in listening)  # ... and the dashboard is not
+    finally:
+        ray.shutdown()
+
+
+def test_tune_cli_resumes_after_kill_9_without_losing_or_rerunning_trials(tmp_path):
+    space = write(tmp_path, "space.yaml", SMALL_SPACE)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "autobs", "tune", str(ROOT / "examples/digits_mlp.py"), "--space", str(space),
+           "--trials", "6", "--trial-samples", "8000", "--out", str(out)]
+    driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    trials_file = out / "trials.json"
+    deadline = time.time() + 240
+    recorded = []
+    while time.time() < deadline and len(recorded) < 2:
+        time.sleep(0.5)
+        if trials_file.exists():
+            recorded = json.loads(trials_file.read_text())["trials"]
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    os.killpg(driver.pid, signal.SIGKILL)  # and the local Ray it started (its own process group)
+    assert len(recorded) >= 2, "no trial finished in time"
+    before = json.loads(trials_file.read_text())["trials"]
+    assert len(before) < 6
+
+    done = subprocess.run(cmd + ["--resume", "--json"], capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = json.loads(done.stdout)["trials"]
+    assert len(after) == 6  # never more than asked for
+    assert after[:len(before)] == before  # every finished trial kept, as it was
+    ids = [t["trial_id"] for t in after]
+    assert len(set(ids)) == len(ids)  # none rerun
+    assert all({"config", "status", "val_metric"} <= set(t) for t in after)
+
+    again = subprocess.run(cmd + ["--resume", "--space", str(write(tmp_path, "other.yaml", SMALL_SPACE + "\n# changed\n"))],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "search space differs" in again.stderr
