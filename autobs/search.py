@@ -104,6 +104,7 @@ def _trial(config: dict, *, task_ref: Any, trial_samples: int, device: str, seed
     train_config = TrainConfig(batch_size=batch_size, lr=config["lr"], warmup_steps=warmup_steps,
                                schedule=config["schedule"], schedule_params=config["schedule_params"])
     untrained = [math.nan]
+    began = time.perf_counter()  # the time inside training (and its evaluations), for the overhead share
 
     def report(point) -> None:
         if point.step == 0:
@@ -112,7 +113,7 @@ def _trial(config: dict, *, task_ref: Any, trial_samples: int, device: str, seed
             return  # the run's last point comes with the final report (ASHA stops a trial at max_t)
         value = point.metric if math.isfinite(point.metric) else untrained[0]
         tune.report({"val_metric": value, "samples": point.samples, "steps": point.step,
-                     "seconds": point.seconds, "final": False})
+                     "seconds": point.seconds, "train_s": time.perf_counter() - began, "final": False})
 
     try:
         result = train(task, train_config, samples=trial_samples, device=device,
@@ -126,6 +127,7 @@ def _trial(config: dict, *, task_ref: Any, trial_samples: int, device: str, seed
         final = untrained[0]  # diverged: no better than the untrained model, a bad result to learn from
     tune.report({"val_metric": final, "samples": result.samples, "steps": result.steps,
                  "seconds": result.curve[-1].seconds if result.curve else 0.0, "final": True,
+                 "train_s": time.perf_counter() - began,
                  "diverged": result.diverged, "step_time_s": result.step_time_s, "warmup_steps": warmup_steps,
                  "threads": torch.get_num_threads()})
 
@@ -164,7 +166,7 @@ class _Recorder:
             "trial_id": trial.trial_id,
             "config": {k: config[k] for k in ("batch_size", "lr", "warmup_fraction", "schedule", "schedule_params")},
             "params": info.get("params", {}), "distributions": info.get("distributions", {}),
-            "status": "running", "val_metric": None, "samples": 0, "steps": 0, "seconds": 0.0,
+            "status": "running", "val_metric": None, "samples": 0, "steps": 0, "seconds": 0.0, "train_s": 0.0,
             "step_time_s": None, "curve": [], "error": None, "started": time.time(),
         }
 
@@ -179,7 +181,7 @@ class _Recorder:
         if not result.get("diverged") and (not record["curve"] or record["curve"][-1]["steps"] != point["steps"]):
             record["curve"].append(point)  # a diverged run's final value is a stand-in, not a measurement
         record.update(val_metric=result["val_metric"], samples=result["samples"], steps=result["steps"],
-                      seconds=result["seconds"])
+                      seconds=result["seconds"], train_s=result["train_s"])
 
     def end(self, trial, error: str | None = None) -> None:
         record = self.live.pop(trial.trial_id, None)

@@ -37,14 +37,11 @@ from .errors import ConfigError
 from .schedules import SCHEDULES
 
 def _spaces_dir() -> Path:
-    # The bundled spaces live in the repository's search_spaces/; a wheel installs them as the package
-    # autobs.search_spaces (pyproject's package-dir), where a checkout has no such folder.
-    checkout = Path(__file__).resolve().parent.parent / "search_spaces"
-    if checkout.is_dir():
-        return checkout
-    from importlib.resources import files
-
-    return Path(str(files("autobs.search_spaces")))
+    # The bundled spaces live in the repository's search_spaces/; a wheel installs them inside the package
+    # as autobs/search_spaces/ (pyproject's package-dir), where there is no checkout around it.
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "search_spaces"
+    return checkout if checkout.is_dir() else here / "search_spaces"
 
 
 SPACES_DIR = _spaces_dir()

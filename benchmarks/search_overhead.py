@@ -1,0 +1,129 @@
+"""Search overhead and regret: how much of the search's wall time is Ray and Optuna rather than training,
+and how good its best config is against the grid-search oracle (../shared/BENCHMARKS.md).
+
+    python benchmarks/search_overhead.py                     # digits, 20 trials of about 10 s
+    python benchmarks/search_overhead.py --trials 8 --trial-seconds 5
+
+- Anchors first (memory probe, LR range test), outside the timed search: the search is what is measured.
+- Trial length: ``--trial-seconds`` × the samples/s of one core at the middle batch size, so a trial that
+  runs its whole length takes about that long (ASHA stops poor ones earlier, as in real use).
+- Overhead share = 1 − Σ(time inside each trial's training, evaluations included) / (wall × parallel
+  trials): what Ray (start, scheduling, reporting) and Optuna (proposals) cost.
+- Regret: the best config retrained with 2 seeds for the planned run, time-to-target = steps-to-target ×
+  the oracle's step time at that batch size, over the oracle's best (benchmarks/scoring.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import autobs  # noqa: E402
+from autobs.lr_range import lr_at, lr_range_test  # noqa: E402
+from autobs.memory import probe_memory  # noqa: E402
+from autobs.search import run_search  # noqa: E402
+from autobs.space import default_space_name, load_space  # noqa: E402
+from benchmarks.scoring import RunRecord, config_steps_to_target, regret, time_to_target  # noqa: E402
+
+SEEDS = (0, 1)
+
+
+def samples_per_s_one_core(task: autobs.Task, batch_size: int) -> float:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = autobs.train(task, autobs.TrainConfig(batch_size=batch_size, lr=1e-3), samples=40 * batch_size,
+                              eval_every_samples=10**12)
+    finally:
+        torch.set_num_threads(threads)
+    return batch_size / result.step_time_s
+
+
+def score(task: autobs.Task, config: dict, oracle: dict) -> tuple[float, float]:
+    """(steps-to-target, regret) of ``config`` trained for the planned run with 2 seeds."""
+    b = config["batch_size"]
+    total = task.epochs * len(task.train) // b
+    train_config = autobs.TrainConfig(batch_size=b, lr=config["lr"], schedule=config["schedule"],
+                                      schedule_params=config["schedule_params"],
+                                      warmup_steps=round(config["warmup_fraction"] * total))
+    runs = []
+    for seed in SEEDS:
+        r = autobs.train(task, train_config, seed=seed)
+        runs.append(RunRecord(b, config["lr"], config["schedule"], seed,
+                              tuple(p.__dict__ for p in r.curve), r.steps, r.diverged))
+    steps = config_steps_to_target(runs, oracle["target"], oracle["higher_is_better"])
+    step_time = oracle["step_time_s"].get(str(b))
+    if step_time is None:
+        return steps, float("nan")
+    return steps, regret(time_to_target(steps, step_time), oracle["best"]["time_to_target_s"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", default=str(ROOT / "examples/digits_mlp.py"))
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--trial-seconds", type=float, default=10.0)
+    parser.add_argument("--out", default=str(ROOT / "reports/search_overhead.md"))
+    args = parser.parse_args()
+
+    task = autobs.load_task(args.task)
+    oracle = json.loads((ROOT / "reports/oracle" / task.name / "oracle.json").read_text())
+    memory = probe_memory(task)
+    ranges = lr_range_test(task, max_batch_size=memory.max_batch_size)
+    mid = sorted(ranges.suggestions)[len(ranges.suggestions) // 2]
+    trial_samples = int(args.trial_seconds * samples_per_s_one_core(task, mid))
+    with torch.random.fork_rng(devices=[]):
+        space_name = default_space_name(task.optimizer(task.model().parameters(), 1e-3))
+    space = load_space(space_name)
+
+    with tempfile.TemporaryDirectory() as out:
+        began = time.perf_counter()
+        result = run_search(task, space, out=Path(out), trials=args.trials, trial_samples=trial_samples,
+                            max_batch_size=memory.max_batch_size,
+                            lr_at=partial(lr_at, ranges.suggestions, ranges.lr_scaling_exponent))
+        wall = time.perf_counter() - began
+    parallel = len(os.sched_getaffinity(0))
+    inside = sum(t.get("train_s", 0.0) for t in result.trials)
+    overhead = 1 - inside / (wall * parallel)
+    best = result.best
+    steps, best_regret = score(task, best["config"], oracle) if best else (float("inf"), float("inf"))
+    counts = {s: sum(t["status"] == s for t in result.trials) for s in ("completed", "stopped", "diverged", "oom", "failed")}
+    c = best["config"] if best else {}
+    lines = [
+        "# Search overhead and regret",
+        "",
+        f"Command: `python benchmarks/search_overhead.py --trials {args.trials} --trial-seconds {args.trial_seconds:g}`  ",
+        f"Machine: {platform.machine()}, {parallel} cores, CPU; torch {torch.__version__}  ",
+        f"Date: {time.strftime('%Y-%m-%d')}  ",
+        f"Task: `{task.name}`, search space `{space_name}.yaml`, TPE, ASHA on samples, {parallel} trials in parallel "
+        f"(one core each), each trial up to {trial_samples} samples (≈{args.trial_seconds:g} s at batch {mid} on one core).",
+        "",
+        "| trials | statuses | wall s | inside training s (sum) | overhead share | best config | steps to target | regret |",
+        "|---:|---|---:|---:|---:|---|---:|---:|",
+        f"| {len(result.trials)} | {', '.join(f'{n} {s}' for s, n in counts.items() if n)} | {wall:.1f} | {inside:.1f} | "
+        f"{overhead:.1%} | batch {c.get('batch_size')}, lr {c.get('lr', float('nan')):.3g}, {c.get('schedule')}, "
+        f"warmup {c.get('warmup_fraction', 0):.0%} | {steps:g} | {best_regret:.2f} |",
+        "",
+        f"Overhead share = 1 − inside / (wall × {parallel}). Regret: the best config retrained with seeds "
+        f"{SEEDS} for the planned run ({task.epochs} epochs), time-to-target with the oracle's step time at its "
+        f"batch size, over the oracle's best ({oracle['best']['time_to_target_s']:.3f} s at batch "
+        f"{oracle['best']['batch_size']}, target {oracle['target']}).",
+    ]
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
