@@ -167,7 +167,7 @@ class _Recorder:
             "config": {k: config[k] for k in ("batch_size", "lr", "warmup_fraction", "schedule", "schedule_params")},
             "params": info.get("params", {}), "distributions": info.get("distributions", {}),
             "status": "running", "val_metric": None, "samples": 0, "steps": 0, "seconds": 0.0, "train_s": 0.0,
-            "step_time_s": None, "curve": [], "error": None, "started": time.time(),
+            "step_time_s": None, "curve": [], "error": None, "started_at": time.time(),
         }
 
     def result(self, trial, result: dict) -> None:
@@ -201,7 +201,7 @@ class _Recorder:
             self.failures_in_row = 0
         record.pop("final", None)
         record.pop("diverged", None)
-        record["wall_s"] = time.time() - record.pop("started")
+        record["wall_s"] = time.time() - record["started_at"]
         self.records.append(record)
         self.save()
         if self.progress:
