@@ -492,12 +492,22 @@ def run_search(
             import ray
 
             ray.shutdown()
+    elapsed = time.time() - began
+    out_of_time = budget_s is not None and elapsed >= budget_s * 0.98
+    if len(records) < trials and recorder.failures_in_row < max_failures_in_row and not out_of_time:
+        # Ray Tune catches the first Ctrl-C itself and ends fit() early, without raising: a short count
+        # that no budget or failure explains is that interruption.
+        again = resume_command or "autobs tune ... --resume"
+        raise SearchError(f"interrupted after {len(records)} of {trials} trials; they are saved in {path}. "
+                          f"Resume with: {again}")
     if recorder.failures_in_row >= max_failures_in_row:
         raise SearchError(
             f"the search stopped: {recorder.failures_in_row} trials in a row failed or ran out of memory "
             f"(finished trials are saved in {path}). The last error:\n{recorder.last_error[-1500:]}"
         )
-    return _result(header, records, time.time() - began, path, notes)
+    if out_of_time:
+        notes.append(f"the time budget ({budget_s:.0f} s) ended the search after {len(records)} of {trials} trials")
+    return _result(header, records, elapsed, path, notes)
 
 
 def _result(header: dict, records: list[dict], elapsed: float, path: Path, notes: list[str]) -> SearchResult:
