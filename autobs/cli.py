@@ -190,8 +190,8 @@ def _anchors(task, out, space, args) -> dict[str, Any]:
     memory = read_stage(out / "memory.json", task.fingerprint)
     if memory is None and space.needs_max_batch_size:
         _progress(f"no memory.json for this task in {out}: probing the memory ceiling first")
-        result = probe_memory(task, device=args.device, memory_limit=args.memory_limit, progress=True)
-        memory = write_json(out / "memory.json", {"task": task.describe(), **result.to_dict()}) and result.to_dict()
+        memory = probe_memory(task, device=args.device, memory_limit=args.memory_limit, progress=True).to_dict()
+        write_json(out / "memory.json", {"task": task.describe(), **memory})
     if memory:
         anchors["max_batch_size"] = memory["max_batch_size"]
     if space.needs_range_test:
@@ -220,7 +220,9 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     if args.fresh and (out / TRIALS_FILE).exists():
         (out / TRIALS_FILE).unlink()
     if args.space is None:
-        with __import__("torch").random.fork_rng(devices=[]):
+        import torch
+
+        with torch.random.fork_rng(devices=[]):  # building a model draws from the global RNG
             model = task.model()
         args.space = default_space_name(task.optimizer(model.parameters(), 1e-3))
         _progress(f"search space: search_spaces/{args.space}.yaml (chosen for the task's optimizer)")
