@@ -267,9 +267,10 @@ _OPTIONS = {  # the options several commands share, spelled and explained once
 }
 
 
-def _option(parser: argparse.ArgumentParser, name: str) -> None:
-    settings, help_text = _OPTIONS[name]
-    parser.add_argument(f"--{name}", help=help_text, **settings)
+def _option(parser: argparse.ArgumentParser, *names: str) -> None:
+    for name in names:
+        settings, help_text = _OPTIONS[name]
+        parser.add_argument(f"--{name}", help=help_text, **settings)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -292,28 +293,21 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--memory-limit", help="e.g. 8GiB (default: the GPU's memory; on CPU half the free RAM)")
     probe.add_argument("--headroom", type=float, default=0.10, help="fraction of the limit kept free (0.10)")
     probe.add_argument("--bf16", action="store_true", help="probe under bfloat16 autocast (CUDA)")
-    _option(probe, "out")
-    _option(probe, "json")
+    _option(probe, "out", "json")
     probe.set_defaults(run=_cmd_probe)
 
     lr_find = sub.add_parser("lr-find", help="LR range test at several batch sizes, and the LR-vs-batch exponent")
     lr_find.add_argument("model", metavar="MODEL.py")
     lr_find.add_argument("--batch-size", type=int, action="append",
                          help="a batch size to test (repeatable; default: 3 spread up to the memory ceiling)")
-    _option(lr_find, "device")
-    _option(lr_find, "seed")
-    _option(lr_find, "out")
-    _option(lr_find, "json")
+    _option(lr_find, "device", "seed", "out", "json")
     lr_find.set_defaults(run=_cmd_lr_find)
 
     noise = sub.add_parser("noise", help="gradient noise scale B_simple (McCandlish et al. 2018)")
     noise.add_argument("model", metavar="MODEL.py")
     noise.add_argument("--lr", type=float, help="LR of the measuring run (default: the range test's suggestion)")
     noise.add_argument("--small-batch", type=int, default=16, help="B_small; B_big is 16x (default 16)")
-    _option(noise, "device")
-    _option(noise, "seed")
-    _option(noise, "out")
-    _option(noise, "json")
+    _option(noise, "device", "seed", "out", "json")
     noise.set_defaults(run=_cmd_noise)
 
     tune = sub.add_parser("tune", help="joint search over batch size, LR, warmup and schedule (Ray Tune + Optuna)")
@@ -329,10 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one")
     tune.add_argument("--resume", action="store_true", help="continue the search recorded in the run directory")
     tune.add_argument("--fresh", action="store_true", help="discard a recorded search and start over")
-    _option(tune, "device")
-    _option(tune, "seed")
-    _option(tune, "out")
-    _option(tune, "json")
+    _option(tune, "device", "seed", "out", "json")
     tune.set_defaults(run=_cmd_tune)
 
     from .schedules import SCHEDULES  # light: math and torch.optim only at call time
@@ -346,8 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--accumulation-steps", type=int, default=1)
     train.add_argument("--epochs", type=int, help="training length (default: the task's epochs)")
     train.add_argument("--budget", help="stop after this much training time, e.g. 90s or 10m")
-    _option(train, "device")
-    _option(train, "seed")
+    _option(train, "device", "seed")
     train.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA)")
     _option(train, "json")
     train.set_defaults(run=_cmd_train)
