@@ -196,10 +196,10 @@ class _Recorder:
             if record["status"] == "oom":
                 self.space.exclude_from(record["config"]["batch_size"])
         else:
-            record["status"] = ("diverged" if record.pop("diverged", False)
-                                else "completed" if record.pop("final", False) else "stopped")
+            record["status"] = ("diverged" if record.get("diverged")
+                                else "completed" if record.get("final") else "stopped")
             self.failures_in_row = 0
-        record.pop("final", None)
+        record.pop("final", None)  # the trial's last report's flags, folded into its status
         record.pop("diverged", None)
         record["wall_s"] = time.time() - record["started_at"]
         self.records.append(record)
