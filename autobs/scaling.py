@@ -9,7 +9,10 @@ size B trade off as
 
 with E_min = S_min · B_noise. Below the critical batch size B_noise, doubling B nearly halves the
 steps; above it, it buys little. This module reads steps-to-target from validation curves and fits
-that curve; the recommendation stage builds on it.
+that curve, fits how the best LR moves with B, models the step time t(B) from the memory probe's
+throughput, and picks the batch size that minimises ``time_to_target(B) = S(B)·t(B)``. Public entry:
+``fit_scaling`` (stage 5); ``fit_steps_to_target`` and ``steps_to_target`` are its parts, also used by the
+benchmarks.
 
 Example:
     >>> fit = fit_steps_to_target([16, 64, 256, 1024], [675, 206, 89, 60])  # S_min=50, B_noise=200
@@ -36,7 +39,10 @@ def steps_to_target(curve: Iterable, target: float, higher_is_better: bool) -> f
     and the returned one.
     """
     for point in curve:
-        step, metric = (point["step"], point["metric"]) if isinstance(point, dict) else (point.step, point.metric)
+        if isinstance(point, dict):  # a CurvePoint's dict ("step") or a search trial's point ("steps")
+            step, metric = point.get("step", point.get("steps")), point["metric"]
+        else:
+            step, metric = point.step, point.metric
         if metric is not None and math.isfinite(metric):
             if (metric >= target) if higher_is_better else (metric <= target):
                 return float(step)
@@ -52,6 +58,7 @@ class ScalingFit:
     batch_sizes: tuple[float, ...]
     steps: tuple[float, ...]
     residuals: tuple[float, ...]  # log(S_measured) − log(S_fitted) at each batch size
+    b_noise_prior: float | None = None  # B_simple, when the fit used it as a prior
 
     def steps_at(self, batch_size: float) -> float:
         return self.s_min * (1.0 + self.b_noise / batch_size)
@@ -72,17 +79,36 @@ class ScalingFit:
             "batch_sizes": list(self.batch_sizes),
             "steps": list(self.steps),
             "residuals": list(self.residuals),
+            "b_noise_prior": self.b_noise_prior,
         }
 
 
-def fit_steps_to_target(batch_sizes: Sequence[float], steps: Sequence[float]) -> ScalingFit:
-    """Least-squares fit of ``log S = log S_min + log(1 + B_noise/B)`` to the finite points.
+# Log-space noise of one batch size's best steps-to-target. The oracle's grid (2 seeds, median) scatters
+# about its fit with an RMS log residual of 0.08–0.09 (reports/oracle_*.md); a search runs each config
+# once, so its points scatter more: 0.15. It weighs the B_simple prior against the data, and is the
+# bootstrap's noise when too few points are left to estimate the scatter.
+STEPS_LOG_SD = 0.15
+# B_simple predicts the critical batch size only to within about an order of magnitude (McCandlish et al.
+# 2018, §3 and Fig. 4: B_crit/B_simple differs by task and drifts during training), so the prior on
+# log B_noise is normal with a factor-10 two-sigma width: it decides only where the data cannot.
+PRIOR_LOG_SD = math.log(10) / 2
+BOOTSTRAP_REPS = 200
+INTERVAL = (0.05, 0.95)  # a 90% bootstrap interval
+
+
+def fit_steps_to_target(batch_sizes: Sequence[float], steps: Sequence[float],
+                        b_noise_prior: float | None = None) -> ScalingFit:
+    """Fit ``log S = log S_min + log(1 + B_noise/B)`` to the finite points.
 
     In log space so that a run of 50 steps weighs as much as one of 5000 (the noise in steps-to-target
     is roughly proportional to the steps). For a fixed B_noise the best log S_min is the mean of
     ``log S − log(1 + B_noise/B)``, so the fit is a 1-D bounded search over log B_noise, between 1/1000
     of the smallest and 1000× the largest batch size measured (outside that range the data cannot tell
-    values apart).
+    values apart). With ``b_noise_prior`` (the noise stage's B_simple) the search minimises the
+    posterior's negative log: the squared residuals over ``STEPS_LOG_SD``² plus the squared log distance
+    from the prior over ``PRIOR_LOG_SD``² — a maximum-a-posteriori fit that the data override whenever
+    they span the bend of S(B), and that stays near the prior when they do not (two points fit any
+    B_noise exactly).
 
     Raises:
         ConfigError: fewer than two distinct batch sizes with a finite, positive step count.
@@ -92,26 +118,377 @@ def fit_steps_to_target(batch_sizes: Sequence[float], steps: Sequence[float]) ->
         raise ConfigError(
             f"fitting S(B) needs steps-to-target at two or more batch sizes; got {len(pairs)} usable point(s)."
         )
+    prior = b_noise_prior if b_noise_prior is not None and math.isfinite(b_noise_prior) and b_noise_prior > 0 else None
     b = np.array([p[0] for p in pairs])
     log_s = np.log([p[1] for p in pairs])
-
-    def log_s_min_and_loss(log_b_noise: float) -> tuple[float, float]:
-        shape = np.log1p(np.exp(log_b_noise) / b)
-        log_s_min = float(np.mean(log_s - shape))
-        return log_s_min, float(np.sum((log_s - log_s_min - shape) ** 2))
-
-    from scipy.optimize import minimize_scalar
-
-    lo, hi = math.log(b.min() / 1000), math.log(b.max() * 1000)
-    # A coarse scan first: the loss can be flat over decades, and a bounded Brent search alone can stop
-    # in a local dip.
-    grid = np.linspace(lo, hi, 200)
-    start = grid[int(np.argmin([log_s_min_and_loss(x)[1] for x in grid]))]
-    step = grid[1] - grid[0]
-    best = minimize_scalar(lambda x: log_s_min_and_loss(x)[1], bounds=(max(lo, start - step), min(hi, start + step)),
-                           method="bounded")
-    log_b_noise = float(best.x)
-    log_s_min, _ = log_s_min_and_loss(log_b_noise)
+    log_b_noise, log_s_min = _map_fit(b, log_s, None if prior is None else math.log(prior))
     s_min, b_noise = math.exp(log_s_min), math.exp(log_b_noise)
     residuals = log_s - np.log(s_min * (1 + b_noise / b))
-    return ScalingFit(s_min, b_noise, tuple(b.tolist()), tuple(np.exp(log_s).tolist()), tuple(residuals.tolist()))
+    return ScalingFit(s_min, b_noise, tuple(b.tolist()), tuple(np.exp(log_s).tolist()), tuple(residuals.tolist()),
+                      prior)
+
+
+def _map_fit(b: np.ndarray, log_s: np.ndarray, log_prior: float | None) -> tuple[float, float]:
+    """(log B_noise, log S_min) minimising the objective of ``fit_steps_to_target``."""
+    from scipy.optimize import minimize_scalar
+
+    def profile(log_b_noise: float) -> tuple[float, float]:
+        shape = np.log1p(np.exp(log_b_noise) / b)
+        log_s_min = float(np.mean(log_s - shape))
+        loss = float(np.sum((log_s - log_s_min - shape) ** 2)) / STEPS_LOG_SD**2
+        if log_prior is not None:
+            loss += ((log_b_noise - log_prior) / PRIOR_LOG_SD) ** 2
+        return log_s_min, loss
+
+    lo, hi = math.log(b.min() / 1000), math.log(b.max() * 1000)
+    # A coarse scan first (all grid points at once): the loss can be flat over decades, and a bounded
+    # Brent search alone can stop in a local dip.
+    grid = np.linspace(lo, hi, 200)
+    shapes = np.log1p(np.exp(grid)[:, None] / b[None, :])
+    scan = np.sum((log_s - (log_s - shapes).mean(axis=1, keepdims=True) - shapes) ** 2, axis=1) / STEPS_LOG_SD**2
+    if log_prior is not None:
+        scan += ((grid - log_prior) / PRIOR_LOG_SD) ** 2
+    start = grid[int(np.argmin(scan))]
+    step = grid[1] - grid[0]
+    best = minimize_scalar(lambda x: profile(x)[1], bounds=(max(lo, start - step), min(hi, start + step)),
+                           method="bounded")
+    return float(best.x), profile(float(best.x))[0]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Step time and the best LR as functions of the batch size
+
+
+@dataclass(frozen=True)
+class StepTimeModel:
+    """Seconds per optimizer step t(B), from throughput measured at a few batch sizes.
+
+    Between measured sizes, log t is interpolated linearly in log B (throughput curves are smooth in
+    log-log). Below the smallest, t stays at the smallest's value: per-step overhead dominates there, so
+    a smaller batch is not cheaper per step. Above the largest, t grows in proportion to B: the device is
+    saturated and a step costs its samples.
+    """
+
+    batch_sizes: tuple[float, ...]
+    step_time_s: tuple[float, ...]
+
+    @classmethod
+    def from_throughput(cls, points: Iterable[tuple[float, float | None]]) -> StepTimeModel:
+        """From ``(batch_size, samples_per_s)`` pairs; pairs without a finite positive rate are skipped.
+
+        Raises:
+            ConfigError: no usable pair.
+        """
+        usable = sorted({float(b): float(r) for b, r in points if r and math.isfinite(r) and r > 0 and b > 0}.items())
+        if not usable:
+            raise ConfigError("no throughput measurement to model the step time from (run the memory probe).")
+        return cls(tuple(b for b, _ in usable), tuple(b / r for b, r in usable))
+
+    def at(self, batch_size: float) -> float:
+        b, t = self.batch_sizes, self.step_time_s
+        if batch_size <= b[0]:
+            return t[0]
+        if batch_size >= b[-1]:
+            return t[-1] * batch_size / b[-1]
+        return float(np.exp(np.interp(math.log(batch_size), np.log(b), np.log(t))))
+
+    def to_dict(self) -> dict:
+        return {"batch_sizes": list(self.batch_sizes), "step_time_s": list(self.step_time_s)}
+
+
+# The best LR found by a search at one batch size is known only to about a factor 2: time-to-target is
+# flat near its optimum in LR (the oracle grids, 2 LRs per decade, show neighbours within ~30%).
+LR_LOG_SD = math.log(2)
+# The range test's exponent is a weak prior (its measurements scatter by ±0.1–0.7, reports/lr_finder.md);
+# theory puts α between 0 (above the critical batch) and 1 (SGD well below it; Adam 0.5, Malladi et al. 2022).
+ALPHA_PRIOR_SD = 0.5
+
+
+@dataclass(frozen=True)
+class LRFit:
+    """``lr(B) = lr_ref · (B / batch_ref)^alpha``, fitted to the best LR at each batch size."""
+
+    lr_ref: float
+    batch_ref: float
+    alpha: float
+    alpha_stderr: float
+    alpha_prior: float
+    batch_sizes: tuple[float, ...]
+    lrs: tuple[float, ...]
+
+    def lr_at(self, batch_size: float) -> float:
+        return self.lr_ref * (batch_size / self.batch_ref) ** self.alpha
+
+    def to_dict(self) -> dict:
+        return {"lr_ref": self.lr_ref, "batch_ref": self.batch_ref, "alpha": self.alpha,
+                "alpha_stderr": self.alpha_stderr, "alpha_prior": self.alpha_prior,
+                "batch_sizes": list(self.batch_sizes), "lrs": list(self.lrs)}
+
+
+def fit_lr(batch_sizes: Sequence[float], lrs: Sequence[float], alpha_prior: float = 0.5) -> LRFit:
+    """Fit ``log lr = c + α log B`` with a normal prior on α (mean ``alpha_prior``, sd ``ALPHA_PRIOR_SD``).
+
+    Ridge regression in closed form: with x the centred log batch sizes and y the log LRs,
+    ``α = (Σxy/σ² + α₀/σ_α²) / (Σx²/σ² + 1/σ_α²)`` and c = mean(y) at the mean log B. One batch size
+    gives α = α₀ through that point. α is kept within [0, 1], the range theory allows (see ALPHA_PRIOR_SD).
+
+    Raises:
+        ConfigError: no finite positive LR.
+    """
+    pairs = [(float(b), float(lr)) for b, lr in zip(batch_sizes, lrs) if b > 0 and lr > 0 and math.isfinite(lr)]
+    if not pairs:
+        raise ConfigError("fitting lr(B) needs at least one batch size with a best LR.")
+    x = np.log([p[0] for p in pairs])
+    y = np.log([p[1] for p in pairs])
+    x_mean = float(x.mean())
+    xc = x - x_mean
+    precision = float(np.sum(xc**2)) / LR_LOG_SD**2 + 1 / ALPHA_PRIOR_SD**2
+    alpha = (float(np.sum(xc * (y - y.mean()))) / LR_LOG_SD**2 + alpha_prior / ALPHA_PRIOR_SD**2) / precision
+    return LRFit(math.exp(float(y.mean())), math.exp(x_mean), min(1.0, max(0.0, alpha)), precision**-0.5,
+                 alpha_prior, tuple(p[0] for p in pairs), tuple(p[1] for p in pairs))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stage 5: the target, the fits and the recommendation
+
+
+# The target is loosened by this share of the way from the best reachable metric back to the untrained
+# model's. The last few percent of the improvement are where validation curves flatten: there a noise of a
+# fraction of a percent in the metric moves the crossing step a long way, and the step count measures the
+# end of the schedule rather than the rate of progress that S(B) models.
+TARGET_SLACK = 0.05
+USABLE = ("completed", "stopped")  # trials whose curves are measurements (diverged ones are not)
+
+
+def _better(a: float, b: float, higher_is_better: bool) -> bool:
+    return a > b if higher_is_better else a < b
+
+
+def _curve_best(curve: list[dict], higher_is_better: bool) -> float:
+    values = [p["metric"] for p in curve if p.get("steps", 0) > 0 and p["metric"] is not None
+              and math.isfinite(p["metric"])]
+    if not values:
+        return math.nan
+    return max(values) if higher_is_better else min(values)
+
+
+def choose_target(trials: list[dict], higher_is_better: bool) -> tuple[float, str]:
+    """The metric value steps-to-target is read at, by a rule that holds for any task and metric.
+
+    Rule: for each batch size, the best metric any trial at that size reached; ``q`` = the k-th best of
+    those, k = half the batch sizes (at least 2, at most all), so that good trials at several batch
+    sizes reach it — a target only one batch size reaches cannot say how steps trade against batch size.
+    The target is then ``q`` moved ``TARGET_SLACK`` of the way back toward the untrained model's metric.
+
+    Raises:
+        ConfigError: no trial has a measured curve.
+    """
+    per_batch: dict[int, float] = {}
+    untrained = []
+    for t in trials:
+        if t["status"] not in USABLE or not t.get("curve"):
+            continue
+        best = _curve_best(t["curve"], higher_is_better)
+        b = t["config"]["batch_size"]
+        if math.isfinite(best) and (b not in per_batch or _better(best, per_batch[b], higher_is_better)):
+            per_batch[b] = best
+        first = t["curve"][0]
+        if first.get("steps") == 0 and first["metric"] is not None and math.isfinite(first["metric"]):
+            untrained.append(first["metric"])
+    if not per_batch:
+        raise ConfigError("no trial has a measured validation curve, so no target can be chosen (see the "
+                          "trial statuses: every trial diverged or failed).")
+    ranked = sorted(per_batch.values(), reverse=higher_is_better)
+    k = min(len(ranked), max(2, math.ceil(len(ranked) / 2)))
+    q = ranked[k - 1]
+    start = float(np.median(untrained)) if untrained else q
+    target = q + TARGET_SLACK * (start - q)
+    rule = (f"the best metric reached at {k} of {len(ranked)} batch sizes ({q:.4g}), moved {TARGET_SLACK:.0%} "
+            f"of the way toward the untrained model's ({start:.4g})")
+    return target, rule
+
+
+def _rank_key(t: dict, higher_is_better: bool):
+    best = _curve_best(t["curve"], higher_is_better)
+    return (t["steps_to_target"], -best if higher_is_better else best)
+
+
+def best_per_batch(trials: list[dict], target: float, higher_is_better: bool) -> list[dict]:
+    """For each batch size, its trial with the fewest steps to ``target`` (ties: the better metric), with
+    ``steps_to_target`` added (``inf`` when none of its trials reached it)."""
+    groups: dict[int, list[dict]] = {}
+    for t in trials:
+        if t["status"] in USABLE and t.get("curve"):
+            groups.setdefault(t["config"]["batch_size"], []).append(
+                {**t, "steps_to_target": steps_to_target(t["curve"], target, higher_is_better)})
+    return [min(group, key=lambda t: _rank_key(t, higher_is_better)) for _, group in sorted(groups.items())]
+
+
+def _powers_of_two(lo: float, hi: float) -> list[int]:
+    return [2**k for k in range(int(math.ceil(math.log2(lo))), int(math.floor(math.log2(hi))) + 1)]
+
+
+@dataclass
+class ScalingResult:
+    """Stage 5's answer and its evidence."""
+
+    metric: str
+    higher_is_better: bool
+    target: float
+    target_rule: str
+    per_batch: list[dict]  # batch_size, steps_to_target, lr, schedule, warmup_fraction, trial number
+    fit: ScalingFit | None
+    lr_fit: LRFit
+    step_time: StepTimeModel
+    candidates: list[dict]  # batch_size, steps_to_target, step_time_s, time_to_target_s
+    batch_size: int
+    batch_size_interval: tuple[float, float] | None
+    b_noise_interval: tuple[float, float] | None
+    lr: float
+    warmup_fraction: float
+    warmup_steps: int
+    total_steps: int
+    schedule: str
+    schedule_params: dict
+    time_to_target_s: float
+    max_batch_size: int | None
+    notes: list[str]
+
+    @property
+    def critical_batch_size(self) -> float | None:
+        """B_crit ≈ B_noise (McCandlish et al. 2018, §2.2)."""
+        return self.fit.b_noise if self.fit else None
+
+    def to_dict(self) -> dict:
+        return {
+            "metric": self.metric, "higher_is_better": self.higher_is_better, "target": self.target,
+            "target_rule": self.target_rule, "per_batch": self.per_batch,
+            "fit": self.fit.to_dict() if self.fit else None, "lr_fit": self.lr_fit.to_dict(),
+            "step_time": self.step_time.to_dict(), "candidates": self.candidates,
+            "batch_size": self.batch_size, "batch_size_interval": self.batch_size_interval,
+            "critical_batch_size": self.critical_batch_size, "b_noise_interval": self.b_noise_interval,
+            "lr": self.lr, "lr_scaling_exponent": self.lr_fit.alpha, "warmup_fraction": self.warmup_fraction,
+            "warmup_steps": self.warmup_steps, "total_steps": self.total_steps, "schedule": self.schedule,
+            "schedule_params": self.schedule_params, "time_to_target_s": self.time_to_target_s,
+            "max_batch_size": self.max_batch_size, "notes": self.notes,
+        }
+
+
+def fit_scaling(
+    trials: list[dict],
+    *,
+    metric: str,
+    higher_is_better: bool,
+    step_time: StepTimeModel,
+    planned_samples: int,
+    max_batch_size: int | None = None,
+    b_simple: float | None = None,
+    alpha_prior: float | None = None,
+    target: float | None = None,
+    seed: int = 0,
+) -> ScalingResult:
+    """Pick the batch size that reaches the target soonest on this hardware, with LR, warmup and schedule.
+
+    Args:
+        trials: the search's trial records (``trials.json``).
+        step_time: t(B) on the device the user will train on (the memory probe's throughput).
+        planned_samples: the user's planned run in samples (epochs × training set): the schedule's length.
+        max_batch_size: the memory ceiling; no larger batch is recommended.
+        b_simple: the noise stage's B_simple, a prior for B_noise.
+        alpha_prior: the range test's LR exponent, a prior for the fitted one.
+        target: the metric value to reach; default ``choose_target``'s rule.
+
+    Raises:
+        ConfigError: no trial has a measured curve.
+    """
+    notes: list[str] = []
+    if target is None:
+        target, rule = choose_target(trials, higher_is_better)
+    else:
+        rule = "given by the user"
+    per_batch = best_per_batch(trials, target, higher_is_better)
+    if not per_batch:
+        raise ConfigError("no trial has a measured validation curve: nothing to fit (every trial diverged or failed).")
+    reached = [t for t in per_batch if math.isfinite(t["steps_to_target"])
+               and (max_batch_size is None or t["config"]["batch_size"] <= max_batch_size)]
+    alpha0 = min(1.0, max(0.0, alpha_prior)) if alpha_prior is not None and math.isfinite(alpha_prior) else 0.5
+    lr_fit = fit_lr([t["config"]["batch_size"] for t in reached] or [t["config"]["batch_size"] for t in per_batch],
+                    [t["config"]["lr"] for t in reached] or [t["config"]["lr"] for t in per_batch], alpha0)
+    fit = None
+    b_noise_interval = batch_interval = None
+    if len(reached) >= 2:
+        fit = fit_steps_to_target([t["config"]["batch_size"] for t in reached],
+                                  [t["steps_to_target"] for t in reached], b_simple)
+        # Only batch sizes between the smallest and largest that reached the target: S(B) is not
+        # extrapolated past the data.
+        lo = min(t["config"]["batch_size"] for t in reached)
+        hi = max(t["config"]["batch_size"] for t in reached)
+        sizes = sorted(set(_powers_of_two(lo, hi)) | {t["config"]["batch_size"] for t in reached})
+        candidates = [{"batch_size": b, "steps_to_target": fit.steps_at(b), "step_time_s": step_time.at(b),
+                       "time_to_target_s": fit.steps_at(b) * step_time.at(b)} for b in sizes]
+        pick = min(candidates, key=lambda c: c["time_to_target_s"])
+        b_noise_interval, batch_interval = _bootstrap(fit, sizes, step_time, seed)
+        unconstrained = _powers_of_two(hi, 4 * hi) if max_batch_size is not None and hi >= max_batch_size else []
+        if unconstrained and min(unconstrained, key=lambda b: fit.steps_at(b) * step_time.at(b)) > hi:
+            notes.append(
+                f"the fit's time-to-target still falls above the memory ceiling ({max_batch_size}). Gradient "
+                f"accumulation of k micro-batches reaches an effective batch k·B, but each step then costs "
+                f"k·t(B), so on one device it reaches the target no sooner (E(B) grows with B); it pays only "
+                f"when the k micro-batches run on k devices")
+    else:
+        # Too few batch sizes reached the target for a fit: the one that did (or failing that, the
+        # trial with the best metric) is the recommendation, with its measured numbers.
+        pool = reached or per_batch
+        best = min(pool, key=lambda t: _rank_key(t, higher_is_better))
+        b = best["config"]["batch_size"]
+        s = best["steps_to_target"]
+        candidates = [{"batch_size": b, "steps_to_target": s, "step_time_s": step_time.at(b),
+                       "time_to_target_s": s * step_time.at(b) if math.isfinite(s) else math.inf}]
+        pick = candidates[0]
+        notes.append(f"S(B) not fitted: {len(reached)} batch size(s) reached the target {target:.4g}; "
+                     "the recommendation is the best measured trial")
+    batch_size = int(pick["batch_size"])
+    # Warmup and schedule come from the best trial at the nearest measured batch size (in log2): those
+    # choices were tried with this batch size's step count, and the schedule's shape carries over.
+    source = min(reached or per_batch, key=lambda t: (abs(math.log2(t["config"]["batch_size"] / batch_size)),
+                                                      _rank_key(t, higher_is_better)))
+    total_steps = max(1, round(planned_samples / batch_size))
+    warmup_fraction = float(source["config"]["warmup_fraction"])
+    table = [{"batch_size": t["config"]["batch_size"], "steps_to_target": t["steps_to_target"],
+              "lr": t["config"]["lr"], "schedule": t["config"]["schedule"],
+              "schedule_params": t["config"]["schedule_params"], "warmup_fraction": t["config"]["warmup_fraction"],
+              "best_metric": _curve_best(t["curve"], higher_is_better), "trial": t.get("number")}
+             for t in per_batch]
+    return ScalingResult(
+        metric=metric, higher_is_better=higher_is_better, target=target, target_rule=rule, per_batch=table,
+        fit=fit, lr_fit=lr_fit, step_time=step_time, candidates=candidates, batch_size=batch_size,
+        batch_size_interval=batch_interval, b_noise_interval=b_noise_interval, lr=lr_fit.lr_at(batch_size),
+        warmup_fraction=warmup_fraction, warmup_steps=int(round(warmup_fraction * total_steps)),
+        total_steps=total_steps, schedule=source["config"]["schedule"],
+        schedule_params=dict(source["config"]["schedule_params"] or {}), time_to_target_s=pick["time_to_target_s"],
+        max_batch_size=max_batch_size, notes=notes,
+    )
+
+
+def _bootstrap(fit: ScalingFit, sizes: list[int], step_time: StepTimeModel, seed: int,
+               reps: int = BOOTSTRAP_REPS) -> tuple[tuple[float, float], tuple[float, float]]:
+    """90% intervals for B_noise and the recommended batch size, by a parametric residual bootstrap
+    (Efron & Tibshirani 1993, §9.5): refit to the fitted curve plus normal log noise with the scatter of
+    the residuals (degrees-of-freedom corrected), or ``STEPS_LOG_SD`` when four or fewer points leave the
+    scatter unknown, and pick again from each refit."""
+    b = np.array(fit.batch_sizes)
+    residuals = np.array(fit.residuals)
+    n = len(b)
+    sd = float(np.sqrt(np.sum(residuals**2) / (n - 2))) if n > 4 else STEPS_LOG_SD
+    log_fitted = np.log(fit.s_min * (1 + fit.b_noise / b))
+    log_prior = math.log(fit.b_noise_prior) if fit.b_noise_prior else None
+    rng = np.random.default_rng(seed)
+    b_noise, picks = [], []
+    times = np.array([step_time.at(s) for s in sizes])
+    for _ in range(reps):
+        log_b_noise, log_s_min = _map_fit(b, log_fitted + rng.normal(0, sd, n), log_prior)
+        b_noise.append(math.exp(log_b_noise))
+        steps = math.exp(log_s_min) * (1 + math.exp(log_b_noise) / np.array(sizes, dtype=float))
+        picks.append(sizes[int(np.argmin(steps * times))])
+    q = [100 * p for p in INTERVAL]
+    return tuple(np.percentile(b_noise, q).tolist()), tuple(np.percentile(picks, q).tolist())

@@ -45,3 +45,94 @@ def test_fit_is_exact_on_exact_data_and_ignores_unreached_batch_sizes():
 def test_fit_needs_two_batch_sizes():
     with pytest.raises(autobs.ConfigError, match="two or more batch sizes"):
         fit_steps_to_target([64, 128], [100, math.inf])
+
+
+# --- stage 5: fits with intervals, the target rule and the pick ---------------------------------------
+
+from autobs.scaling import StepTimeModel, choose_target, fit_lr, fit_scaling  # noqa: E402
+
+
+def test_bootstrap_intervals_cover_the_true_values_and_the_fit_is_within_10_percent():
+    s_min, b_noise = 60.0, 250.0
+    b = 2.0 ** np.arange(3, 12)
+    steps = s_min * (1 + b_noise / b) * np.exp(np.random.default_rng(3).normal(0, 0.05, len(b)))  # 5%
+    trials = _trials(b, steps)
+    result = fit_scaling(trials, metric="accuracy", higher_is_better=True, target=0.9, planned_samples=10**6,
+                         step_time=StepTimeModel.from_throughput([(1, 100), (64, 6000), (4096, 20000)]))
+    assert result.fit.s_min == pytest.approx(s_min, rel=0.10)
+    assert result.fit.b_noise == pytest.approx(b_noise, rel=0.10)
+    lo, hi = result.b_noise_interval
+    assert lo < b_noise < hi
+    assert hi / lo < 3  # an interval, not the whole axis
+    lo, hi = result.batch_size_interval
+    assert lo <= result.batch_size <= hi
+
+
+def test_prior_decides_only_where_the_data_cannot():
+    b = [1024, 2048, 4096]  # all far above B_noise = 10: S(B) is flat there, any small B_noise fits
+    steps = [40 * (1 + 10 / x) for x in b]
+    assert fit_steps_to_target(b, steps, b_noise_prior=10).b_noise == pytest.approx(10, rel=0.3)
+    assert fit_steps_to_target(b, steps, b_noise_prior=3).b_noise == pytest.approx(3, rel=0.3)
+    spanning = 2.0 ** np.arange(3, 12)  # data across the bend override a prior 10x off
+    fit = fit_steps_to_target(spanning, 40 * (1 + 200 / spanning), b_noise_prior=2000)
+    assert fit.b_noise == pytest.approx(200, rel=0.05)
+
+
+def test_lr_fit_recovers_the_exponent_and_falls_back_to_the_prior():
+    b = [16, 64, 256, 1024]
+    fit = fit_lr(b, [0.01 * (x / 16) ** 0.5 for x in b], alpha_prior=1.0)
+    assert fit.alpha == pytest.approx(0.5, abs=0.1)
+    assert fit.lr_at(64) == pytest.approx(0.02, rel=0.1)
+    one = fit_lr([128], [0.3], alpha_prior=0.8)
+    assert one.alpha == 0.8 and one.lr_at(128) == pytest.approx(0.3) and one.lr_at(256) == pytest.approx(0.3 * 2**0.8)
+
+
+def _pick(b_noise: float, step_time: StepTimeModel) -> int:
+    b = 2.0 ** np.arange(3, 12)
+    trials = _trials(b, 50 * (1 + b_noise / b))
+    return fit_scaling(trials, metric="accuracy", higher_is_better=True, target=0.9, planned_samples=10**6,
+                       step_time=step_time).batch_size
+
+
+def test_recommended_batch_size_moves_the_right_way_with_step_time_and_b_noise():
+    overhead_bound = StepTimeModel.from_throughput([(b, b / (0.010 + 1e-5 * b)) for b in (8, 64, 512, 2048)])
+    compute_bound = StepTimeModel.from_throughput([(b, b / (0.001 + 1e-4 * b)) for b in (8, 64, 512, 2048)])
+    # A device with large per-step overhead (a GPU) favours larger batches than one where a step costs its
+    # samples (a CPU), at the same B_noise.
+    assert _pick(200, overhead_bound) > _pick(200, compute_bound)
+    # A larger noise scale makes larger batches worth their cost.
+    assert _pick(1000, overhead_bound) > _pick(100, overhead_bound)
+    assert _pick(1000, compute_bound) > _pick(50, compute_bound)
+
+
+def test_target_rule_is_reached_at_several_batch_sizes():
+    b = np.array([16, 32, 64, 128, 256, 512])
+    trials = _trials(b, 50 * (1 + 100 / b), final=[0.99, 0.985, 0.98, 0.97, 0.95, 0.9])
+    target, rule = choose_target(trials, higher_is_better=True)
+    reached = sum(max(p["metric"] for p in t["curve"]) >= target for t in trials)
+    assert reached >= 3 and target < 0.97  # half the sizes, and slack below the 3rd best (0.98)
+    assert "3 of 6" in rule
+
+
+def test_without_two_batch_sizes_reaching_the_target_the_best_trial_is_recommended():
+    trials = _trials(np.array([32, 256]), [100, 40], final=[0.95, 0.8])
+    result = fit_scaling(trials, metric="accuracy", higher_is_better=True, target=0.9, planned_samples=10**5,
+                         step_time=StepTimeModel.from_throughput([(32, 3200), (256, 12800)]))
+    assert result.fit is None and result.batch_size == 32
+    assert "not fitted" in result.notes[0]
+
+
+def _trials(batch_sizes, steps, final=None):
+    """Search records whose accuracy climbs linearly from 0.1 at step 0 and crosses 0.9 at ``steps``."""
+    trials = []
+    for i, (b, s) in enumerate(zip(batch_sizes, steps)):
+        top = 0.99 if final is None else final[i]
+        points = [{"steps": 0, "samples": 0, "seconds": 0.0, "metric": 0.1}]
+        for k in range(1, 101):  # 100 evaluations up to 2x the crossing step
+            step = round(k * 2 * s / 100)
+            points.append({"steps": step, "samples": step * int(b), "seconds": 0.0,
+                           "metric": min(top, 0.1 + 0.8 * step / s)})
+        trials.append({"number": i, "status": "completed", "curve": points, "val_metric": points[-1]["metric"],
+                       "config": {"batch_size": int(b), "lr": 0.1, "schedule": "cosine", "schedule_params": {},
+                                  "warmup_fraction": 0.05}})
+    return trials
