@@ -178,38 +178,37 @@ def _cmd_noise(args: argparse.Namespace) -> int:
     return 0
 
 
-def _anchors(task, out, space, args) -> dict[str, Any]:
-    """The stage results the search space is anchored to, from the run directory, or measured now."""
-    from functools import partial
+def _rerun_command(out, flag: str | None = None) -> str:
+    """This command line again, without --fresh, with ``flag`` and with the run directory made explicit."""
+    import shlex
 
-    from .lr_range import lr_at, lr_range_test
-    from .memory import probe_memory
-    from .rundir import read_stage, write_json
+    command = " ".join(shlex.quote(a) for a in ["autobs", *sys.argv[1:]] if a != "--fresh")
+    if flag and flag not in command:
+        command += f" {flag}"
+    if "--out" not in command:
+        command += f" --out {shlex.quote(str(out))}"
+    return command
 
-    anchors: dict[str, Any] = {"max_batch_size": None, "lr_at": None}
-    memory = read_stage(out / "memory.json", task.fingerprint)
-    if memory is None and space.needs_max_batch_size:
-        _progress(f"no memory.json for this task in {out}: probing the memory ceiling first")
-        memory = probe_memory(task, device=args.device, memory_limit=args.memory_limit, progress=True).to_dict()
-        write_json(out / "memory.json", {"task": task.describe(), **memory})
-    if memory:
-        anchors["max_batch_size"] = memory["max_batch_size"]
-    if space.needs_range_test:
-        saved = read_stage(out / "lr_range.json", task.fingerprint)
-        if saved is None:
-            _progress(f"no lr_range.json for this task in {out}: running the LR range test first")
-            result = lr_range_test(task, max_batch_size=anchors["max_batch_size"], device=args.device,
-                                   seed=args.seed, progress=True)
-            saved = result.to_dict()
-            write_json(out / "lr_range.json", {"task": task.describe(), **saved})
-        suggestions = {int(b): v for b, v in saved["suggestions"].items()}
-        anchors["lr_at"] = partial(lr_at, suggestions, saved["lr_scaling_exponent"])  # picklable, for Ray
-    return anchors
+
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    from .pipeline import tune
+    from .rundir import run_dir
+    from .task import load_task
+
+    task = load_task(args.model)
+    out = run_dir(task.name, args.out)  # checked before the work starts
+    rec = tune(task, budget=args.budget, device=args.device, memory_limit=args.memory_limit, out=out,
+               fresh=args.fresh, target=args.target, space=args.space, sampler=args.sampler, seed=args.seed,
+               ray_address=args.ray_address, resume_command=_rerun_command(out))
+    if args.json:
+        _print_json(rec.to_dict())
+    else:
+        print(rec.summary() + f"\nsaved {out / 'recommendation.json'}")
+    return 0
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    import shlex
-
+    from .pipeline import lr_at_from, memory_stage, range_stage
     from .rundir import run_dir
     from .search import TRIALS_FILE, run_search
     from .space import default_space_name, load_space
@@ -227,18 +226,20 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         args.space = default_space_name(task.optimizer(model.parameters(), 1e-3))
         _progress(f"search space: search_spaces/{args.space}.yaml (chosen for the task's optimizer)")
     space = load_space(args.space)
-    anchors = _anchors(task, out, space, args)
-    resume = " ".join(shlex.quote(a) for a in ["autobs", *sys.argv[1:]] if a != "--fresh")
-    if "--resume" not in resume:
-        resume += " --resume"
-    if "--out" not in resume:
-        resume += f" --out {shlex.quote(str(out))}"
+    anchors: dict[str, Any] = {"max_batch_size": None, "lr_at": None}  # the stage results the space uses
+    if space.needs_max_batch_size or space.needs_range_test:
+        memory = memory_stage(task, out, device=args.device, memory_limit=args.memory_limit)
+        anchors["max_batch_size"] = memory["max_batch_size"]
+    if space.needs_range_test:
+        lr_range = range_stage(task, out, max_batch_size=anchors["max_batch_size"], device=args.device,
+                               seed=args.seed)
+        anchors["lr_at"] = lr_at_from(lr_range)
     result = run_search(
         task, space, out=out, trials=args.trials,
         budget_s=parse_duration(args.budget) if args.budget else None,
         trial_samples=args.trial_samples, sampler=args.sampler, seed=args.seed, device=args.device,
         gpus_per_trial=args.gpus_per_trial, ray_address=args.ray_address, resume=args.resume,
-        resume_command=resume, **anchors,
+        resume_command=_rerun_command(out, "--resume"), **anchors,
     )
     if args.json:
         _print_json(result.to_dict())
@@ -309,6 +310,21 @@ def build_parser() -> argparse.ArgumentParser:
     noise.add_argument("--small-batch", type=int, default=16, help="B_small; B_big is 16x (default 16)")
     _option(noise, "device", "seed", "out", "json")
     noise.set_defaults(run=_cmd_noise)
+
+    recommend = sub.add_parser("recommend", help="the whole job: probe, range test, noise scale, search and "
+                               "scaling fit; prints the batch size, LR, warmup and schedule to train with")
+    recommend.add_argument("model", metavar="MODEL.py")
+    recommend.add_argument("--budget", default="5m", help="wall time for the whole run, e.g. 10m (default 5m)")
+    _option(recommend, "device")
+    recommend.add_argument("--memory-limit", help="e.g. 8GiB (default: the GPU's memory; on CPU half the free RAM)")
+    recommend.add_argument("--target", type=float,
+                           help="validation metric to reach (default: chosen from the trials, see the README)")
+    recommend.add_argument("--space", help="search space: a YAML file or default/sgd/adamw (default: by optimizer)")
+    recommend.add_argument("--sampler", default="tpe", help="Optuna sampler: tpe, gp, cmaes or random (default tpe)")
+    recommend.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one")
+    recommend.add_argument("--fresh", action="store_true", help="redo every stage instead of reusing the run directory")
+    _option(recommend, "seed", "out", "json")
+    recommend.set_defaults(run=_cmd_recommend)
 
     tune = sub.add_parser("tune", help="joint search over batch size, LR, warmup and schedule (Ray Tune + Optuna)")
     tune.add_argument("model", metavar="MODEL.py")

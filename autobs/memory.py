@@ -356,6 +356,7 @@ def probe_memory(
     memory_limit: int | str | None = None,
     headroom: float = HEADROOM,
     bf16: bool = False,
+    largest: int | None = None,
     progress: bool = False,
 ) -> MemoryResult:
     """Find the largest batch size whose training step and validation forward fit in memory.
@@ -367,6 +368,8 @@ def probe_memory(
             (``DEFAULT_CPU_SHARE``) of the available RAM on CPU.
         headroom: fraction of the limit kept free (default 10%).
         bf16: probe under bfloat16 autocast, as training will run.
+        largest: no batch size above this is probed (the pipeline passes the largest its planned run can
+            use); the training set's size always caps the search too.
         progress: print each probe on stderr.
 
     Raises:
@@ -393,6 +396,7 @@ def probe_memory(
         if library_bytes:
             notes.append(f"{library_bytes} bytes that CUDA libraries keep after first use are counted in every probe")
     n_train = len(task.train)
+    top = n_train if largest is None else max(1, min(largest, n_train))  # no full batch above either
     probes: dict[int, Probe] = {}
 
     def probe(b: int) -> Probe:
@@ -406,7 +410,7 @@ def probe_memory(
                           f"{'fits' if p.fits else 'does not fit'}{rate}")
         return probes[b]
 
-    sizes = sorted({min(s, n_train) for s in FIT_SIZES}) if n_train > 1 else [1]
+    sizes = sorted({min(s, top) for s in FIT_SIZES}) if top > 1 else [1]
     first = probe(sizes[0])
     if not first.fits:
         used = "more than the limit (OOM)" if first.oom else f"{first.peak_bytes} bytes"
@@ -423,8 +427,9 @@ def probe_memory(
     for _ in range(MAX_ROUNDS):
         best = max(p.batch_size for p in probes.values() if p.fits)
         failed = min((p.batch_size for p in probes.values() if not p.fits), default=math.inf)
-        if best == n_train:
-            reason = "every batch up to the training set size fits"
+        if best == top:
+            reason = ("every batch up to the training set size fits" if top == n_train
+                      else f"every batch up to {top}, the largest asked for, fits")
             break
         real_oom = failed != math.inf and probes[failed].oom
         # A bracket closed by a measured miss is narrowed to 1%; one closed by a real OOM (no
@@ -440,7 +445,7 @@ def probe_memory(
             break
         backoffs = sum(p.oom for p in probes.values())
         if ceiling < failed:
-            next_size = max(best + 1, int(min(ceiling, n_train)))  # jump to the predicted ceiling
+            next_size = max(best + 1, int(min(ceiling, top)))  # jump to the predicted ceiling
         elif real_oom and backoffs <= MAX_OOM_BACKOFFS and int(REAL_OOM_BACKOFF * failed) > best:
             # The predicted size ran out of memory for real: the allocator needed more than torch's
             # tensors (fragmentation, allocator and library scratch space), so the ceiling is most likely
@@ -448,15 +453,17 @@ def probe_memory(
             # times before bisecting the whole way down.
             next_size = int(REAL_OOM_BACKOFF * failed)
         else:
-            next_size = (best + int(min(failed, n_train + 1))) // 2  # prediction was wrong: bisect
+            next_size = (best + int(min(failed, top + 1))) // 2  # prediction was wrong: bisect
         if next_size in probes:  # cannot happen with the rules above; never loop on a cached probe
-            next_size = (best + int(min(failed, n_train + 1))) // 2
+            next_size = (best + int(min(failed, top + 1))) // 2
         probe(next_size)
     lo = max(p.batch_size for p in probes.values() if p.fits)
     a, b = _fit_line(probes.values())
     capped = lo == n_train
     if capped:
         notes.append(f"capped at the training set size ({n_train} items): no larger full batch exists")
+    elif lo == top:
+        notes.append(f"capped at {top}, the largest batch size asked for; the memory ceiling may be higher")
     return MemoryResult(
         max_batch_size=lo, memory_limit_bytes=limit, headroom=headroom, device=str(dev),
         probes=sorted(probes.values(), key=lambda p: p.batch_size), fixed_bytes=a, bytes_per_sample=b,

@@ -31,21 +31,30 @@ import numpy as np
 from .errors import ConfigError
 
 
-def steps_to_target(curve: Iterable, target: float, higher_is_better: bool) -> float:
+def steps_to_target(curve: Iterable, target: float, higher_is_better: bool, interpolate: bool = False) -> float:
     """The first step whose validation metric reaches ``target``; ``inf`` if none does.
 
-    ``curve`` holds points with ``step`` and ``metric`` (``CurvePoint`` objects or their dicts). The
-    resolution is the curve's evaluation interval: the true crossing lies between the previous point
-    and the returned one.
+    ``curve`` holds points with ``step`` (or ``steps``) and ``metric`` (``CurvePoint`` objects, their dicts
+    or a search trial's points). The true crossing lies between the previous point and the first that
+    reaches the target; by default that point's step is returned (what a user watching the evaluations
+    sees). ``interpolate`` reads the crossing off the straight line between the two points instead: the
+    evaluation interval grows with the run's step count (a fixed number of evaluations per run), so
+    without it small batch sizes, with their long runs, would be charged up to a whole interval more.
     """
+    previous = None
     for point in curve:
         if isinstance(point, dict):  # a CurvePoint's dict ("step") or a search trial's point ("steps")
             step, metric = point.get("step", point.get("steps")), point["metric"]
         else:
             step, metric = point.step, point.metric
-        if metric is not None and math.isfinite(metric):
-            if (metric >= target) if higher_is_better else (metric <= target):
-                return float(step)
+        if metric is None or not math.isfinite(metric):
+            continue
+        if (metric >= target) if higher_is_better else (metric <= target):
+            if interpolate and previous is not None and metric != previous[1]:
+                (s0, m0) = previous
+                return float(s0 + (step - s0) * (target - m0) / (metric - m0))
+            return float(step)
+        previous = (step, metric)
     return math.inf
 
 
@@ -320,7 +329,7 @@ def best_per_batch(trials: list[dict], target: float, higher_is_better: bool) ->
     for t in trials:
         if t["status"] in USABLE and t.get("curve"):
             groups.setdefault(t["config"]["batch_size"], []).append(
-                {**t, "steps_to_target": steps_to_target(t["curve"], target, higher_is_better)})
+                {**t, "steps_to_target": steps_to_target(t["curve"], target, higher_is_better, interpolate=True)})
     return [min(group, key=lambda t: _rank_key(t, higher_is_better)) for _, group in sorted(groups.items())]
 
 

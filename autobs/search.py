@@ -258,6 +258,43 @@ def _error_text(trial) -> str:
     return text[-4000:] or "the trial failed; Ray recorded no error text"
 
 
+def _spread_order(values: list[int]) -> list[int]:
+    """``values`` reordered so that every prefix spreads across the range: ends first, then midpoints
+    (a van der Corput order), e.g. 4..9 → 4, 9, 6, 5, 7, 8."""
+    order: list[int] = []
+    pending = [(0, len(values) - 1)]
+    if values:
+        order = [values[0]] + ([values[-1]] if len(values) > 1 else [])
+    while pending:
+        lo, hi = pending.pop(0)
+        if hi - lo > 1:
+            mid = (lo + hi) // 2
+            order.append(values[mid])
+            pending += [(lo, mid), (mid, hi)]
+    return order
+
+
+def _per_batch_asha_class():
+    """Ray's ASHA with one bracket per batch size: a trial is compared only with trials of its own batch
+    size, at the same samples (and so the same steps)."""
+    import copy
+
+    from ray.tune.schedulers import ASHAScheduler
+
+    class PerBatchASHA(ASHAScheduler):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self._template = copy.deepcopy(self._brackets[0])  # an empty bracket (brackets=1)
+            self._by_batch: dict[int, Any] = {}
+
+        def on_trial_add(self, tune_controller, trial):
+            super().on_trial_add(tune_controller, trial)  # checks metric and mode
+            b = trial.config["batch_size"]
+            self._trial_info[trial.trial_id] = self._by_batch.setdefault(b, copy.deepcopy(self._template))
+
+    return PerBatchASHA
+
+
 # ---------------------------------------------------------------------------------------------------
 # Sampler and Ray
 
@@ -363,6 +400,7 @@ def run_search(
     resume: bool = False,
     max_failures_in_row: int = MAX_FAILURES_IN_ROW,
     first_params: list[dict] | None = None,
+    stratify: bool = False,
     asha: bool = True,
     progress: bool = True,
     resume_command: str | None = None,
@@ -384,10 +422,17 @@ def run_search(
         max_failures_in_row: stop after this many failed or out-of-memory trials in a row.
         first_params: sampler parameters (``log2_batch_size``, ``lr_factor``, ...) of trials to run first,
             such as a known-good config; the sampler proposes the rest.
+        stratify: give every batch size of the space the same share of trials (in an order that spreads
+            them early, so a search cut short still covers the range; the sampler proposes the rest of
+            each config), and run ASHA within each batch size. This is the search the scaling fit needs:
+            its best steps-to-target at every size. Left to itself, a sampler scoring final metrics at a
+            fixed data budget settles on the smallest sizes, and ASHA across sizes stops the large ones
+            at its first rung, where they have taken few steps.
 
     Raises:
         SearchError: a resume that does not match the record, or too many failures in a row.
     """
+    entered = time.time()
     import optuna
     import torch
     from ray import tune
@@ -454,7 +499,11 @@ def run_search(
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage, study_name="autobs", direction="maximize" if mode == "max" else "minimize")
     _add_recorded(study, records)
-    for params in (first_params or [])[len(records):]:
+    queued = list(first_params or [])[len(records):]
+    if stratify:
+        order = _spread_order([int(math.log2(b)) for b in resolved.batch_sizes])
+        queued += [{"log2_batch_size": order[i % len(order)]} for i in range(len(records), trials)]
+    for params in queued:
         study.enqueue_trial(params)
     define_by_run = _DefineByRun(resolved)
     sampler_info = define_by_run.sampler_info
@@ -462,14 +511,18 @@ def run_search(
                             storage=storage, study_name="autobs")
     recorder = _Recorder(path, header, records, resolved, sampler_info, progress, trials)
     Callback, Stopper = _recorder_class()
-    scheduler = (ASHAScheduler(time_attr="samples", metric="val_metric", mode=mode, max_t=trial_samples,
-                               grace_period=max(1, trial_samples // ASHA_REDUCTION**ASHA_RUNGS),
-                               reduction_factor=ASHA_REDUCTION) if asha else FIFOScheduler())
+    scheduler = FIFOScheduler()
+    if asha:
+        scheduler = (_per_batch_asha_class() if stratify else ASHAScheduler)(
+            time_attr="samples", metric="val_metric", mode=mode, max_t=trial_samples,
+            grace_period=max(1, trial_samples // ASHA_REDUCTION**ASHA_RUNGS), reduction_factor=ASHA_REDUCTION)
     task_ref = str(task.path) if task.path is not None else task
     trainable = tune.with_parameters(_trial, task_ref=task_ref, trial_samples=trial_samples,
                                      device="cuda" if num_gpus else str(dev), seed=seed)
     started = start_ray(ray_address, num_cpus, num_gpus)
     began = time.time()
+    if budget_s is not None:  # the budget is this call's: Ray's start-up is spent from it
+        budget_s = max(1.0, budget_s - (began - entered))
     try:
         tuner = tune.Tuner(
             tune.with_resources(trainable, resources),

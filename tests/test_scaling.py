@@ -136,3 +136,9 @@ def _trials(batch_sizes, steps, final=None):
                        "config": {"batch_size": int(b), "lr": 0.1, "schedule": "cosine", "schedule_params": {},
                                   "warmup_fraction": 0.05}})
     return trials
+
+
+def test_interpolated_crossing_lies_between_the_evaluations():
+    curve = [{"steps": 0, "metric": 0.1}, {"steps": 40, "metric": 0.5}, {"steps": 80, "metric": 0.9}]
+    assert steps_to_target(curve, 0.7, higher_is_better=True) == 80
+    assert steps_to_target(curve, 0.7, higher_is_better=True, interpolate=True) == pytest.approx(60)

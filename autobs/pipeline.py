@@ -1,0 +1,357 @@
+"""The whole job: memory probe → LR range test → noise scale → joint search → scaling fit, within a time
+budget, each stage cached in the run directory. Public entry: ``tune`` (``autobs recommend``).
+
+Budget. The stages run in order against one deadline. The probe comes first and is not cut (it is what
+prices the rest: its throughput gives the step time t(B)). From t(B) the LR range test takes at most
+``RANGE_SHARE`` of the budget (fewer or smaller batch sizes when the planned ones cost more) and the
+noise measurement at most ``NOISE_SHARE`` (a smaller B_small, or skipped: it is only a prior). The search
+gets what is left less ``RESERVE_SHARE`` for the fit and Ray's shutdown, and runs as many trials as fit.
+
+Caching. Each stage's JSON carries the task's fingerprint and the settings that change its result; a
+matching file is reused, so rerunning an interrupted ``autobs recommend`` continues where it stopped, and
+``fresh=True`` (``--fresh``) redoes every stage. A search cut short resumes from ``trials.json``; one
+that ran to its end is marked done in ``search.json`` and reused as is.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import ConfigError
+
+DEFAULT_BUDGET_S = 300.0  # the README example (digits, 2 CPU cores) finishes in about this
+RANGE_SHARE = 0.15
+NOISE_SHARE = 0.10
+RESERVE_SHARE = 0.05  # fit, bootstrap, writing, Ray shutdown
+MIN_SEARCH_S = 20.0  # less than this cannot start Ray and finish one trial
+MAX_TRIALS = 500  # the search is bounded by its time; this only stops a runaway count
+STAGE_FILES = ("memory.json", "lr_range.json", "noise.json", "trials.json", "search.json", "scaling.json",
+               "recommendation.json")
+
+
+@dataclass
+class Recommendation:
+    """What to train with, and the evidence's headline numbers. ``to_dict()`` is ``recommendation.json``."""
+
+    batch_size: int
+    lr: float
+    warmup_steps: int
+    schedule: str
+    schedule_params: dict[str, float]
+    total_steps: int  # the planned run (the task's epochs) at ``batch_size``
+    max_batch_size: int
+    critical_batch_size: float | None  # B_noise of the S(B) fit; None when too few batch sizes reached the target
+    critical_batch_size_interval: tuple[float, float] | None
+    batch_size_interval: tuple[float, float] | None
+    lr_scaling_exponent: float
+    time_to_target_s: float
+    target: float
+    metric: str
+    b_simple: float | None
+    report_path: Path | None
+    run_dir: Path
+    stage_seconds: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+    make_optimizer: Callable | None = field(default=None, repr=False, compare=False)
+
+    def optimizer(self, params):
+        """The task's optimizer at the recommended LR."""
+        if self.make_optimizer is None:
+            import torch
+
+            return torch.optim.AdamW(params, lr=self.lr, weight_decay=0.01)  # the model.py contract's default
+        return self.make_optimizer(params, self.lr)
+
+    def scheduler(self, optimizer, total_steps: int | None = None):
+        """A ``LambdaLR`` with the recommended schedule and warmup over ``total_steps`` (default: the
+        planned run); call ``.step()`` after each ``optimizer.step()``. Warmup keeps its share of the run."""
+        from .schedules import lambda_lr
+
+        steps = total_steps or self.total_steps
+        warmup = min(steps, round(self.warmup_steps * steps / self.total_steps))
+        return lambda_lr(optimizer, self.schedule, steps, warmup, **self.schedule_params)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self) | {"report": str(self.report_path) if self.report_path else None, "run_dir": str(self.run_dir)}
+        for key in ("make_optimizer", "report_path"):
+            d.pop(key)
+        return d
+
+    def summary(self) -> str:
+        """The answer in a few lines, for the terminal."""
+        params = ", ".join(f"{k}={v:.3g}" for k, v in self.schedule_params.items())
+        crit = (f"{self.critical_batch_size:.0f}" if self.critical_batch_size else "not fitted")
+        if self.critical_batch_size_interval:
+            lo, hi = self.critical_batch_size_interval
+            crit += f" (90% interval {lo:.0f}–{hi:.0f})"
+        lines = [
+            f"batch size {self.batch_size}, lr {self.lr:.3g}, {self.schedule}"
+            f"{f' ({params})' if params else ''}, warmup {self.warmup_steps} of {self.total_steps} steps",
+            f"expected time to {self.metric} {self.target:.4g}: {self.time_to_target_s:.3g} s on this device",
+            f"memory ceiling {self.max_batch_size}; critical batch size {crit}; lr ∝ B^{self.lr_scaling_exponent:.2f}",
+        ]
+        return "\n".join(lines + [f"note: {n}" for n in self.notes])
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _cached(path: Path, task, settings: dict, fresh: bool) -> dict | None:
+    """The stage's saved result if it belongs to this task and these settings (and not ``fresh``)."""
+    from .rundir import read_stage
+
+    if fresh:
+        return None
+    saved = read_stage(path, task.fingerprint)
+    if saved is None or saved.get("settings", settings) != settings:
+        return None
+    return saved
+
+
+def _save(path: Path, task, settings: dict, result: dict) -> dict:
+    from .rundir import write_json
+
+    data = {"task": task.describe(), "settings": settings, **result}
+    write_json(path, data)
+    return data
+
+
+def memory_stage(task, out: Path, *, device: str = "auto", memory_limit=None, fresh: bool = False,
+                 progress: bool = True) -> dict:
+    """Stage 1 (memory ceiling and throughput) from the run directory, or measured and saved now."""
+    from .lr_range import MIN_RUN_STEPS
+    from .memory import probe_memory
+    from .training import resolve_device
+
+    settings = {"device": str(resolve_device(device)), "memory_limit": memory_limit}
+    memory = _cached(out / "memory.json", task, settings, fresh)
+    if memory is not None:
+        if progress:
+            _progress(f"memory probe: reused {out / 'memory.json'} (max_batch_size {memory['max_batch_size']})")
+        return memory
+    if progress:
+        _progress("memory probe: the largest batch size that fits, and samples/s per size")
+    # No batch size above what leaves the planned run MIN_RUN_STEPS steps is of use (see lr_range.py).
+    largest = max(1, task.epochs * len(task.train) // MIN_RUN_STEPS)
+    result = probe_memory(task, device=device, memory_limit=memory_limit, largest=largest, progress=progress)
+    return _save(out / "memory.json", task, settings, result.to_dict())
+
+
+def range_stage(task, out: Path, *, max_batch_size: int | None, batch_sizes: list[int] | None = None,
+                device: str = "auto", seed: int = 0, fresh: bool = False, progress: bool = True) -> dict:
+    """Stage 2 (LR range test) from the run directory, or measured and saved now."""
+    from .lr_range import lr_range_test
+    from .training import resolve_device
+
+    settings = {"device": str(resolve_device(device)), "seed": seed}
+    saved = _cached(out / "lr_range.json", task, settings, fresh)
+    if saved is not None:
+        if progress:
+            _progress(f"LR range test: reused {out / 'lr_range.json'}")
+        return saved
+    result = lr_range_test(task, batch_sizes, max_batch_size=max_batch_size, device=device, seed=seed,
+                           progress=progress)
+    return _save(out / "lr_range.json", task, settings, result.to_dict())
+
+
+def lr_at_from(lr_range: dict):
+    """``lr_at(B)`` of a saved range test, as a picklable callable (Ray ships it to trial workers)."""
+    from .lr_range import lr_at
+
+    return partial(lr_at, {int(b): v for b, v in lr_range["suggestions"].items()}, lr_range["lr_scaling_exponent"])
+
+
+def _step_time(memory: dict):
+    from .scaling import StepTimeModel
+
+    return StepTimeModel.from_throughput((p["batch_size"], p["samples_per_s"]) for p in memory["probes"] if p["fits"])
+
+
+def _range_batch_sizes(task, max_batch_size: int, step_time, seconds: float) -> list[int]:
+    """The range test's default batch sizes, the largest halved while the sweeps would cost more than
+    ``seconds`` (two sizes at least, for the exponent, while two distinct sizes remain)."""
+    from .lr_range import SWEEP_STEPS, default_batch_sizes
+
+    sizes = default_batch_sizes(task, max_batch_size)
+
+    def cost(bs: list[int]) -> float:
+        return sum(SWEEP_STEPS * step_time.at(b) for b in bs)
+
+    while cost(sizes) > seconds and len(sizes) > 1:
+        if sizes[-1] // 2 > sizes[-2]:
+            sizes[-1] //= 2
+        elif len(sizes) > 2:
+            sizes.pop(-2)  # merge: keep the spread, drop a middle size
+        elif sizes[-1] // 2 >= 1 and sizes[0] // 2 >= 1:
+            sizes = [sizes[0] // 2, sizes[-1] // 2]
+        else:
+            break
+    return sizes
+
+
+def _noise_small_batch(task, step_time, seconds: float) -> int | None:
+    """The largest B_small (16 down to 2) whose noise run fits in ``seconds``; None if none does."""
+    from .noise import EVERY, MEASUREMENTS, MICRO_BATCHES, SMALL_BATCH
+
+    small = SMALL_BATCH
+    while small >= 2:
+        big = small * MICRO_BATCHES
+        # the run's steps at B_big, plus each measurement's MICRO_BATCHES backward passes at B_small
+        cost = MEASUREMENTS * EVERY * step_time.at(big) + MEASUREMENTS * MICRO_BATCHES * step_time.at(small)
+        if cost <= seconds and big <= len(task.train):
+            return small
+        small //= 2
+    return None
+
+
+def tune(
+    task,
+    *,
+    budget: float | str = DEFAULT_BUDGET_S,
+    device: str = "auto",
+    memory_limit: int | str | None = None,
+    out: str | Path | None = None,
+    fresh: bool = False,
+    target: float | None = None,
+    space: str | Path | None = None,
+    sampler: str = "tpe",
+    seed: int = 0,
+    ray_address: str | None = None,
+    progress: bool = True,
+    resume_command: str | None = None,
+) -> Recommendation:
+    """Measure, search and fit; return the batch size, LR, warmup and schedule that reach the target
+    soonest on this hardware.
+
+    Args:
+        task: a ``Task`` or the path of a model.py task file.
+        budget: wall time for the whole run: seconds or ``"10m"``-style text (default 5 minutes).
+        device, memory_limit: as for ``autobs probe``.
+        out: the run directory (default ``runs/<task name>``).
+        fresh: redo every stage instead of reusing the run directory's results.
+        target: the validation metric to reach; default: the rule in ``autobs.scaling.choose_target``.
+        space: search space name or YAML path; default by the task's optimizer.
+        sampler, seed, ray_address: as for ``autobs tune``.
+
+    Raises:
+        AutobsError: a bad task, setting or run directory; a search that cannot go on.
+    """
+    from .cli import parse_duration
+    from .noise import MICRO_BATCHES, noise_scale
+    from .rundir import read_json, run_dir, write_json
+    from .scaling import fit_scaling
+    from .search import TRIALS_FILE, run_search
+    from .space import default_space_name, load_space
+    from .task import Task, load_task
+    from .training import resolve_device
+
+    began = time.time()
+    budget_s = parse_duration(budget) if isinstance(budget, str) else float(budget)
+    if not budget_s > 0:
+        raise ConfigError(f"budget must be positive; got {budget!r}.")
+    if target is not None and not (isinstance(target, (int, float)) and math.isfinite(target)):
+        raise ConfigError(f"target must be a finite number; got {target!r}.")
+    task = task if isinstance(task, Task) else load_task(task)
+    out = run_dir(task.name, out)
+    if fresh:
+        for name in STAGE_FILES:
+            (out / name).unlink(missing_ok=True)
+    dev = str(resolve_device(device))
+    seconds: dict[str, float] = {}
+    notes: list[str] = []
+
+    def stage(name: str, since: float) -> None:
+        seconds[name] = time.time() - since
+        if progress:
+            _progress(f"[{time.time() - began:.0f} s of {budget_s:.0f} s] {name} done in {seconds[name]:.1f} s")
+
+    t = time.time()
+    memory = memory_stage(task, out, device=device, memory_limit=memory_limit, fresh=fresh, progress=progress)
+    stage("memory probe", t)
+    step_time = _step_time(memory)
+    max_batch_size = memory["max_batch_size"]
+
+    t = time.time()
+    sizes = _range_batch_sizes(task, max_batch_size, step_time, RANGE_SHARE * budget_s)
+    lr_range = range_stage(task, out, max_batch_size=max_batch_size, batch_sizes=sizes, device=device, seed=seed,
+                           fresh=fresh, progress=progress)
+    stage("LR range test", t)
+
+    t = time.time()
+    noise = _cached(out / "noise.json", task, {"device": dev, "seed": seed}, fresh)
+    if noise is None:
+        small = _noise_small_batch(task, step_time, NOISE_SHARE * budget_s)
+        if small is None:
+            notes.append("the noise scale was not measured: its run would take more than "
+                         f"{NOISE_SHARE:.0%} of the budget; the S(B) fit has no B_simple prior")
+        else:
+            lr = lr_at_from(lr_range)(small * MICRO_BATCHES)  # the range test's LR at the run's batch size
+            result = noise_scale(task, lr=lr, small_batch=small, device=device, seed=seed, progress=progress)
+            noise = _save(out / "noise.json", task, {"device": dev, "seed": seed}, result.to_dict())
+    elif progress:
+        _progress(f"noise scale: reused {out / 'noise.json'}")
+    stage("noise scale", t)
+    b_simple = noise["b_simple"] if noise else None
+
+    t = time.time()
+    if space is None:
+        import torch
+
+        with torch.random.fork_rng(devices=[]):  # building a model draws from the global RNG
+            space = default_space_name(task.optimizer(task.model().parameters(), 1e-3))
+    search_space = load_space(space)
+    search_settings = {"device": dev, "seed": seed, "sampler": sampler, "space": search_space.to_dict()["digest"]}
+    done = _cached(out / "search.json", task, search_settings, fresh)
+    if done is None:
+        search_s = began + budget_s - time.time() - RESERVE_SHARE * budget_s
+        if search_s < MIN_SEARCH_S:
+            spent = time.time() - began
+            raise ConfigError(
+                f"the budget ({budget_s:.0f} s) leaves {max(0.0, search_s):.0f} s for the search after the "
+                f"stages before it took {spent:.0f} s; the search needs at least {MIN_SEARCH_S:.0f} s. Fix: give "
+                f"--budget of at least {spent + MIN_SEARCH_S + RESERVE_SHARE * budget_s + 60:.0f}s (the finished "
+                "stages are saved and will be reused).")
+        if progress:
+            _progress(f"joint search: {search_space.name} space, {search_s:.0f} s")
+        result = run_search(
+            task, search_space, out=out, trials=MAX_TRIALS, budget_s=search_s, max_batch_size=max_batch_size,
+            lr_at=lr_at_from(lr_range), sampler=sampler, seed=seed, device=device, ray_address=ray_address,
+            resume=(out / TRIALS_FILE).exists(), stratify=True, progress=progress,
+            resume_command=resume_command,
+        )
+        trials = result.trials
+        _save(out / "search.json", task, search_settings, {"trials": len(trials), "elapsed_s": result.elapsed_s,
+                                                          "notes": result.notes})
+    else:
+        if progress:
+            _progress(f"joint search: reused {out / TRIALS_FILE} ({done['trials']} trials)")
+        trials = read_json(out / TRIALS_FILE)["trials"]
+    stage("joint search", t)
+
+    t = time.time()
+    scaling = fit_scaling(
+        trials, metric=task.metric, higher_is_better=task.higher_is_better, step_time=step_time,
+        planned_samples=task.epochs * len(task.train), max_batch_size=max_batch_size, b_simple=b_simple,
+        alpha_prior=lr_range["lr_scaling_exponent"], target=target, seed=seed,
+    )
+    _save(out / "scaling.json", task, {"target": target}, scaling.to_dict())
+    stage("scaling fit", t)
+    seconds["total"] = time.time() - began
+    rec = Recommendation(
+        batch_size=scaling.batch_size, lr=scaling.lr, warmup_steps=scaling.warmup_steps, schedule=scaling.schedule,
+        schedule_params=scaling.schedule_params, total_steps=scaling.total_steps, max_batch_size=max_batch_size,
+        critical_batch_size=scaling.critical_batch_size, critical_batch_size_interval=scaling.b_noise_interval,
+        batch_size_interval=scaling.batch_size_interval, lr_scaling_exponent=scaling.lr_fit.alpha,
+        time_to_target_s=scaling.time_to_target_s, target=scaling.target, metric=task.metric, b_simple=b_simple,
+        report_path=None, run_dir=out, stage_seconds=seconds, notes=notes + scaling.notes,
+        make_optimizer=task.optimizer,
+    )
+    write_json(out / "recommendation.json", {"task": task.describe(), **rec.to_dict()})
+    return rec
