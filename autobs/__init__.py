@@ -32,6 +32,8 @@ _EXPORTS = {
     "LRRangeResult": "lr_range",
     "noise_scale": "noise",
     "NoiseResult": "noise",
+    "tune": "pipeline",
+    "Recommendation": "pipeline",
     "SCHEDULES": "schedules",
     "lambda_lr": "schedules",
     "lr_factor": "schedules",
@@ -44,6 +46,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load lazily b
     from .lr_range import LRRangeResult, lr_range_test
     from .memory import MemoryResult, OutOfMemory, probe_memory
     from .noise import NoiseResult, noise_scale
+    from .pipeline import Recommendation, tune
     from .schedules import SCHEDULES, lambda_lr, lr_factor
     from .task import Task, load_task
     from .training import CurvePoint, StepInfo, TrainConfig, TrainResult, resolve_device, train

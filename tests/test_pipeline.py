@@ -1,0 +1,123 @@
+"""The whole job (`autobs recommend`, `autobs.tune`): stages cached and resumed, the answer usable."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import autobs
+from autobs import search
+from autobs.rundir import write_json
+from autobs.schedules import SCHEDULES
+
+from .conftest import ROOT
+from .test_scaling import _trials
+
+DIGITS = ROOT / "examples/digits_mlp.py"
+
+
+def _fake_search(calls: list):
+    """A stand-in for the Ray search: synthetic trials at four batch sizes (S_min 40, B_noise 100)."""
+
+    def run(task, space, *, out, **settings):
+        calls.append(settings)
+        trials = _trials([16, 32, 64, 128], [40 * (1 + 100 / b) for b in (16, 32, 64, 128)])
+        write_json(out / search.TRIALS_FILE, {"trials": trials})  # as the real search records them
+        return search.SearchResult(trials=trials, metric=task.metric, mode="max", space=space.to_dict(),
+                                   trials_requested=len(trials), trial_samples=1000, sampler="tpe",
+                                   elapsed_s=1.0, path=out / search.TRIALS_FILE)
+
+    return run
+
+
+def test_interrupted_run_resumes_without_redoing_finished_stages(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(search, "run_search", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        autobs.tune(DIGITS, budget=600, out=out, progress=False)
+    saved = {name: (out / name).read_text() for name in ("memory.json", "lr_range.json", "noise.json")}
+    assert not (out / "recommendation.json").exists()
+
+    # The rerun must not measure again: any probe, sweep or noise run now fails the test.
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a finished stage was run again")
+
+    for module, name in (("memory", "probe_memory"), ("lr_range", "lr_range_test"), ("noise", "noise_scale")):
+        monkeypatch.setattr(f"autobs.{module}.{name}", forbidden)
+    calls: list = []
+    monkeypatch.setattr(search, "run_search", _fake_search(calls))
+    rec = autobs.tune(DIGITS, budget=600, out=out, progress=False)
+    assert {name: (out / name).read_text() for name in saved} == saved
+    assert len(calls) == 1 and calls[0]["stratify"] and calls[0]["budget_s"] <= 600
+    assert rec.batch_size in (16, 32, 64, 128)
+    assert json.loads((out / "recommendation.json").read_text())["batch_size"] == rec.batch_size
+
+    # A finished search is reused too; --fresh redoes everything.
+    again = autobs.tune(DIGITS, budget=600, out=out, progress=False)
+    assert len(calls) == 1 and again.batch_size == rec.batch_size
+    with pytest.raises(AssertionError, match="run again"):
+        autobs.tune(DIGITS, budget=600, out=out, fresh=True, progress=False)
+
+
+def test_recommendation_builds_working_optimizer_and_scheduler(tmp_path, monkeypatch):
+    monkeypatch.setattr(search, "run_search", _fake_search([]))
+    rec = autobs.tune(DIGITS, budget=600, out=tmp_path / "run", progress=False)
+    task = autobs.load_task(DIGITS)
+    model = task.model()
+    opt = rec.optimizer(model.parameters())
+    assert isinstance(opt, torch.optim.SGD)  # the task's own optimizer (digits_mlp.py uses SGD)
+    assert opt.param_groups[0]["lr"] == pytest.approx(rec.lr)
+    sched = rec.scheduler(opt)
+    x, y = task.train.batch(torch.arange(rec.batch_size))
+    lrs = []
+    for _ in range(5):
+        loss = task.loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert all(0 < lr <= rec.lr * (1 + 1e-9) for lr in lrs)
+    assert math.isfinite(loss.item())
+    half = rec.scheduler(rec.optimizer(model.parameters()), total_steps=rec.total_steps // 2)
+    assert half.last_epoch == 0  # a shorter run gets its own schedule
+
+
+def test_too_small_a_budget_is_a_clear_error(tmp_path, capsys):
+    code = autobs.cli.main(["recommend", str(DIGITS), "--budget", "5s", "--out", str(tmp_path / "run")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--budget of at least" in err and "Traceback" not in err
+    assert (tmp_path / "run" / "memory.json").exists()  # what finished is kept for the next run
+
+
+def test_recommend_cli_end_to_end_on_digits(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "autobs", "recommend", str(DIGITS), "--budget", "80s", "--out", str(out), "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rec = json.loads(done.stdout)
+    for key in ("batch_size", "lr", "warmup_steps", "schedule", "max_batch_size", "critical_batch_size",
+                "lr_scaling_exponent", "time_to_target_s", "report"):
+        assert key in rec
+    assert rec["batch_size"] & (rec["batch_size"] - 1) == 0 and rec["batch_size"] <= rec["max_batch_size"]
+    assert rec["lr"] > 0 and rec["schedule"] in SCHEDULES and 0 <= rec["warmup_steps"] < rec["total_steps"]
+    assert rec["time_to_target_s"] > 0
+    trials = json.loads((out / "trials.json").read_text())["trials"]
+    assert len({t["config"]["batch_size"] for t in trials}) >= 3  # the search covered several batch sizes
+    assert "joint search done" in done.stderr  # progress on stderr, JSON alone on stdout
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0
+    assert "reused" in again.stderr and "joint search: reused" in again.stderr
+    assert {k: v for k, v in json.loads(again.stdout).items() if k != "stage_seconds"} == \
+        {k: v for k, v in rec.items() if k != "stage_seconds"}
