@@ -18,7 +18,9 @@ from dataclasses import asdict, dataclass
 from typing import Iterable, Mapping
 
 from autobs.errors import ConfigError
-from autobs.scaling import ScalingFit, fit_steps_to_target, steps_to_target
+from autobs.scaling import ScalingFit, StepTimeModel, fit_steps_to_target, steps_to_target
+
+SEEDS = (0, 1)  # every recommended config is retrained with these, as the oracle's grid was
 
 
 @dataclass(frozen=True)
@@ -150,3 +152,27 @@ def summarize(
     grid_seconds = sum(r.steps * step_time_s[r.batch_size] for rs in groups.values() for r in rs)
     return OracleSummary(target, higher_is_better, dict(step_time_s), configs, per_batch, lrs_tried, best, fit,
                          grid_seconds)
+
+
+def score_config(task, config: Mapping, oracle: Mapping) -> tuple[float, float]:
+    """(steps-to-target, regret) of ``config`` (batch_size, lr, schedule, schedule_params,
+    warmup_fraction) trained for the task's planned run with ``SEEDS``, scored like the oracle's grid.
+
+    The step time is the oracle's, measured alone in one process; at a batch size the grid did not run, it
+    is interpolated from the grid's step times (``StepTimeModel``: log-log between sizes, linear above).
+    """
+    import autobs
+
+    b = config["batch_size"]
+    total = max(1, task.epochs * len(task.train) // b)
+    train_config = autobs.TrainConfig(batch_size=b, lr=config["lr"], schedule=config["schedule"],
+                                      schedule_params=config.get("schedule_params") or {},
+                                      warmup_steps=round(config.get("warmup_fraction", 0.0) * total))
+    runs = []
+    for seed in SEEDS:
+        r = autobs.train(task, train_config, seed=seed)
+        runs.append(RunRecord(b, config["lr"], config["schedule"], seed, tuple(p.__dict__ for p in r.curve), r.steps,
+                              r.diverged))
+    steps = config_steps_to_target(runs, oracle["target"], oracle["higher_is_better"])
+    times = StepTimeModel.from_throughput((int(k), int(k) / t) for k, t in oracle["step_time_s"].items())
+    return steps, regret(time_to_target(steps, times.at(b)), oracle["best"]["time_to_target_s"])

@@ -35,9 +35,8 @@ from autobs.lr_range import lr_at, lr_range_test  # noqa: E402
 from autobs.memory import probe_memory  # noqa: E402
 from autobs.search import run_search  # noqa: E402
 from autobs.space import default_space_name, load_space  # noqa: E402
-from benchmarks.scoring import RunRecord, config_steps_to_target, regret, time_to_target  # noqa: E402
+from benchmarks.scoring import SEEDS, score_config  # noqa: E402
 
-SEEDS = (0, 1)
 
 
 def samples_per_s_one_core(task: autobs.Task, batch_size: int) -> float:
@@ -49,25 +48,6 @@ def samples_per_s_one_core(task: autobs.Task, batch_size: int) -> float:
     finally:
         torch.set_num_threads(threads)
     return batch_size / result.step_time_s
-
-
-def score(task: autobs.Task, config: dict, oracle: dict) -> tuple[float, float]:
-    """(steps-to-target, regret) of ``config`` trained for the planned run with 2 seeds."""
-    b = config["batch_size"]
-    total = task.epochs * len(task.train) // b
-    train_config = autobs.TrainConfig(batch_size=b, lr=config["lr"], schedule=config["schedule"],
-                                      schedule_params=config["schedule_params"],
-                                      warmup_steps=round(config["warmup_fraction"] * total))
-    runs = []
-    for seed in SEEDS:
-        r = autobs.train(task, train_config, seed=seed)
-        runs.append(RunRecord(b, config["lr"], config["schedule"], seed,
-                              tuple(p.__dict__ for p in r.curve), r.steps, r.diverged))
-    steps = config_steps_to_target(runs, oracle["target"], oracle["higher_is_better"])
-    step_time = oracle["step_time_s"].get(str(b))
-    if step_time is None:
-        return steps, float("nan")
-    return steps, regret(time_to_target(steps, step_time), oracle["best"]["time_to_target_s"])
 
 
 def main() -> None:
@@ -100,7 +80,7 @@ def main() -> None:
     startup = min(t["started_at"] for t in result.trials) - began_epoch  # Ray start to the first trial
     steady = 1 - inside / ((wall - startup) * parallel)
     best = result.best
-    steps, best_regret = score(task, best["config"], oracle) if best else (float("inf"), float("inf"))
+    steps, best_regret = score_config(task, best["config"], oracle) if best else (float("inf"), float("inf"))
     counts = {s: sum(t["status"] == s for t in result.trials) for s in ("completed", "stopped", "diverged", "oom", "failed")}
     c = best["config"] if best else {}
     lines = [

@@ -1,0 +1,149 @@
+"""The whole recommendation against its peers and the grid-search oracle (../shared/BENCHMARKS.md).
+
+For each task: autobs's ``tune`` with a wall-time budget, then the peers (Lightning's batch-size scaler +
+lr_find, the linear scaling rule from a common default, and Ray Tune + Optuna TPE given as many trials as
+autobs ran), each recommended config retrained with the oracle's seeds and scored by regret (its
+time-to-target over the oracle's best) and tuning cost (the compute it spent over the grid's).
+
+Tuning cost of autobs = the wall time of its serial stages (probe, range test, noise, fit) + the search's
+wall time × the trials it ran in parallel: every core-second the machine gave it, including evaluation,
+Ray start-up and idle slots, so it is an upper bound. The grid's compute counts training steps only.
+
+    python benchmarks/recommend.py                      # both examples, budget 15% of each grid / 2 cores
+    python benchmarks/recommend.py --tasks examples/digits_mlp.py --budget-share 0.3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import autobs  # noqa: E402
+from benchmarks import peers  # noqa: E402
+from benchmarks.scoring import SEEDS, score_config  # noqa: E402
+
+
+def _config(batch_size: int, lr: float, schedule: str, warmup_steps: int, total_steps: int, params=None) -> dict:
+    return {"batch_size": batch_size, "lr": lr, "schedule": schedule, "schedule_params": params or {},
+            "warmup_fraction": warmup_steps / max(1, total_steps)}
+
+
+def run_task(path: str, budget_share: float, cores: int, skip_peers: bool) -> dict:
+    task = autobs.load_task(path)
+    oracle = json.loads((ROOT / "reports/oracle" / task.name / "oracle.json").read_text())
+    budget = budget_share * oracle["grid_seconds"] / cores
+    rows = []
+    with tempfile.TemporaryDirectory() as out:
+        began = time.perf_counter()
+        rec = autobs.tune(task, budget=budget, out=out, progress=True)
+        wall = time.perf_counter() - began
+        trials = json.loads((Path(out) / "trials.json").read_text())["trials"]
+    seconds = rec.stage_seconds
+    cost_s = wall - seconds["joint search"] + seconds["joint search"] * cores
+    steps, reg = score_config(task, _config(rec.batch_size, rec.lr, rec.schedule, rec.warmup_steps, rec.total_steps,
+                                            rec.schedule_params), oracle)
+    rows.append({"tuner": "autobs", "batch_size": rec.batch_size, "lr": rec.lr, "schedule": rec.schedule,
+                 "warmup_steps": rec.warmup_steps, "steps_to_target": steps, "regret": reg, "cost_s": cost_s,
+                 "wall_s": wall})
+    print(f"autobs: {rows[-1]}", file=sys.stderr)
+    if not skip_peers:
+        lightning = peers.lightning_recommendation(task)
+        found = [lightning, peers.linear_scaling_recommendation(task, rec.max_batch_size),
+                 peers.ray_tpe_recommendation(task, max_batch_size=rec.max_batch_size, num_trials=len(trials),
+                                              cpus=cores)]
+        for p in found:
+            total = max(1, task.epochs * len(task.train) // p.batch_size)
+            if math.isfinite(p.lr):
+                steps, reg = score_config(task, _config(p.batch_size, p.lr, p.schedule, p.warmup_steps, total), oracle)
+            else:
+                steps, reg = math.inf, math.inf  # the peer gave no LR
+            cost = p.tuner_seconds * (cores if p.peer.startswith("ray") else 1)
+            rows.append({"tuner": p.peer, "batch_size": p.batch_size, "lr": p.lr, "schedule": p.schedule,
+                         "warmup_steps": p.warmup_steps, "steps_to_target": steps, "regret": reg, "cost_s": cost,
+                         "wall_s": p.tuner_seconds})
+            print(f"{p.peer}: {rows[-1]}", file=sys.stderr)
+    return {"task": task.name, "budget_s": budget, "oracle": oracle, "rows": rows, "rec": rec.to_dict(),
+            "trials": len(trials)}
+
+
+def fmt(x: float, spec: str = ".3g") -> str:
+    return "never" if x == math.inf else "—" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def report(results: list[dict], args) -> str:
+    lines = [
+        "# Whole recommendation: autobs and its peers against the grid-search oracle",
+        "",
+        f"Command: `python benchmarks/recommend.py --budget-share {args.budget_share:g}"
+        f"{' --skip-peers' if args.skip_peers else ''}`  ",
+        f"Machine: {platform.machine()}, {args.cores} cores, CPU; torch {torch.__version__}  ",
+        f"Date: {time.strftime('%Y-%m-%d')}  ",
+        f"autobs's budget: {args.budget_share:.0%} of the grid's compute, divided by the {args.cores} cores its "
+        f"search runs trials on. Every config retrained for the task's planned run with seeds {SEEDS}; "
+        "time-to-target = median steps-to-target × the oracle's step time at that batch size (interpolated "
+        "between grid sizes); regret = that / the oracle's best. Tuning cost = core-seconds spent / the grid's.",
+        "",
+    ]
+    for r in results:
+        o = r["oracle"]
+        lines += [
+            f"## `{r['task']}` — target {o['target']:g} ({'≥' if o['higher_is_better'] else '≤'}), oracle's best: "
+            f"batch {o['best']['batch_size']}, lr {o['best']['lr']:.3g}, {o['best']['schedule']}, "
+            f"{o['best']['time_to_target_s']:.3g} s",
+            "",
+            "| tuner | batch size | lr | schedule | warmup steps | steps to target | regret | tuning cost (core-s) | share of grid |",
+            "|---|---:|---:|---|---:|---:|---:|---:|---:|",
+        ]
+        for row in r["rows"]:
+            lines.append(
+                f"| {row['tuner']} | {row['batch_size']} | {fmt(row['lr'])} | {row['schedule']} | {row['warmup_steps']} "
+                f"| {fmt(row['steps_to_target'], 'g')} | {fmt(row['regret'], '.2f')} | {row['cost_s']:.0f} "
+                f"| {row['cost_s'] / o['grid_seconds']:.1%} |")
+        rec = r["rec"]
+        crit = rec["critical_batch_size"]
+        lo_hi = rec["critical_batch_size_interval"]
+        lines += [
+            "",
+            f"autobs: budget {r['budget_s']:.0f} s, {r['trials']} trials; B_noise {fmt(crit, '.0f')}"
+            + (f" (90% interval {lo_hi[0]:.0f}–{lo_hi[1]:.0f})" if lo_hi else "")
+            + f" at its own target {rec['target']:.4g} vs the oracle's {o['fit']['b_noise']:.0f} at {o['target']:g}"
+            + (f": ratio {crit / o['fit']['b_noise']:.2f}" if crit else "")
+            + f"; B_simple {fmt(rec['b_simple'], '.0f')}; stage seconds "
+            + ", ".join(f"{k} {v:.0f}" for k, v in rec["stage_seconds"].items()) + ".",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", nargs="+", default=[str(ROOT / "examples/digits_mlp.py"),
+                                                      str(ROOT / "examples/char_lm.py")])
+    parser.add_argument("--budget-share", type=float, default=0.15,
+                        help="autobs's budget as a share of the grid's compute (default 0.15, the goal)")
+    parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--out", default=str(ROOT / "reports/recommend.md"))
+    args = parser.parse_args()
+    args.cores = len(os.sched_getaffinity(0))
+    results = [run_task(t, args.budget_share, args.cores, args.skip_peers) for t in args.tasks]
+    text = report(results, args)
+    Path(args.out).write_text(text + "\n")
+    Path(args.out).with_suffix(".json").write_text(json.dumps(
+        [{k: v for k, v in r.items() if k != "oracle"} for r in results], indent=2, default=str))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
