@@ -197,9 +197,14 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 
     task = load_task(args.model)
     out = run_dir(task.name, args.out)  # checked before the work starts
-    rec = tune(task, budget=args.budget, device=args.device, memory_limit=args.memory_limit, out=out,
-               fresh=args.fresh, target=args.target, space=args.space, sampler=args.sampler, seed=args.seed,
-               ray_address=args.ray_address, resume_command=_rerun_command(out))
+    try:
+        rec = tune(task, budget=args.budget, device=args.device, memory_limit=args.memory_limit, out=out,
+                   fresh=args.fresh, target=args.target, space=args.space, sampler=args.sampler, seed=args.seed,
+                   ray_address=args.ray_address, resume_command=_rerun_command(out))
+    except KeyboardInterrupt:
+        print(f"interrupted: the finished stages are saved in {out}. Continue with: {_rerun_command(out)}",
+              file=sys.stderr)
+        return 130
     if args.json:
         _print_json(rec.to_dict())
     else:
