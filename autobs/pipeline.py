@@ -115,6 +115,19 @@ def _cached(path: Path, task, settings: dict, fresh: bool) -> dict | None:
     return saved
 
 
+def _stage(path: Path, label: str, task, settings: dict, fresh: bool, progress: bool,
+           run: Callable[[], dict]) -> dict:
+    """The stage saved at ``path`` if it matches (see ``_cached``), else ``run()``'s result, saved there."""
+    saved = _cached(path, task, settings, fresh)
+    if saved is not None:
+        if progress:
+            _progress(f"{label}: reused {path}")
+        return saved
+    if progress:
+        _progress(f"{label}: measuring")
+    return _save(path, task, settings, run())
+
+
 def _save(path: Path, task, settings: dict, result: dict) -> dict:
     from .rundir import write_json
 
@@ -130,18 +143,14 @@ def memory_stage(task, out: Path, *, device: str = "auto", memory_limit=None, fr
     from .memory import probe_memory
     from .training import resolve_device
 
+    def probe() -> dict:
+        # No batch size above what leaves the planned run MIN_RUN_STEPS steps is of use (see lr_range.py).
+        largest = max(1, task.epochs * len(task.train) // MIN_RUN_STEPS)
+        return probe_memory(task, device=device, memory_limit=memory_limit, largest=largest,
+                            progress=progress).to_dict()
+
     settings = {"device": str(resolve_device(device)), "memory_limit": memory_limit}
-    memory = _cached(out / "memory.json", task, settings, fresh)
-    if memory is not None:
-        if progress:
-            _progress(f"memory probe: reused {out / 'memory.json'} (max_batch_size {memory['max_batch_size']})")
-        return memory
-    if progress:
-        _progress("memory probe: the largest batch size that fits, and samples/s per size")
-    # No batch size above what leaves the planned run MIN_RUN_STEPS steps is of use (see lr_range.py).
-    largest = max(1, task.epochs * len(task.train) // MIN_RUN_STEPS)
-    result = probe_memory(task, device=device, memory_limit=memory_limit, largest=largest, progress=progress)
-    return _save(out / "memory.json", task, settings, result.to_dict())
+    return _stage(out / "memory.json", "memory probe", task, settings, fresh, progress, probe)
 
 
 def range_stage(task, out: Path, *, max_batch_size: int | None, batch_sizes: list[int] | None = None,
@@ -150,15 +159,12 @@ def range_stage(task, out: Path, *, max_batch_size: int | None, batch_sizes: lis
     from .lr_range import lr_range_test
     from .training import resolve_device
 
+    def sweep() -> dict:
+        return lr_range_test(task, batch_sizes, max_batch_size=max_batch_size, device=device, seed=seed,
+                             progress=progress).to_dict()
+
     settings = {"device": str(resolve_device(device)), "seed": seed}
-    saved = _cached(out / "lr_range.json", task, settings, fresh)
-    if saved is not None:
-        if progress:
-            _progress(f"LR range test: reused {out / 'lr_range.json'}")
-        return saved
-    result = lr_range_test(task, batch_sizes, max_batch_size=max_batch_size, device=device, seed=seed,
-                           progress=progress)
-    return _save(out / "lr_range.json", task, settings, result.to_dict())
+    return _stage(out / "lr_range.json", "LR range test", task, settings, fresh, progress, sweep)
 
 
 def lr_at_from(lr_range: dict):
@@ -285,18 +291,19 @@ def tune(
     stage("LR range test", t)
 
     t = time.time()
-    noise = _cached(out / "noise.json", task, {"device": dev, "seed": seed}, fresh)
-    if noise is None:
-        small = _noise_small_batch(task, step_time, NOISE_SHARE * budget_s)
-        if small is None:
-            notes.append("the noise scale was not measured: its run would take more than "
-                         f"{NOISE_SHARE:.0%} of the budget; the S(B) fit has no B_simple prior")
-        else:
-            lr = lr_at_from(lr_range)(small * MICRO_BATCHES)  # the range test's LR at the run's batch size
-            result = noise_scale(task, lr=lr, small_batch=small, device=device, seed=seed, progress=progress)
-            noise = _save(out / "noise.json", task, {"device": dev, "seed": seed}, result.to_dict())
-    elif progress:
-        _progress(f"noise scale: reused {out / 'noise.json'}")
+    small = _noise_small_batch(task, step_time, NOISE_SHARE * budget_s)
+
+    def measure_noise() -> dict:
+        lr = lr_at_from(lr_range)(small * MICRO_BATCHES)  # the range test's LR at the run's batch size
+        return noise_scale(task, lr=lr, small_batch=small, device=device, seed=seed, progress=progress).to_dict()
+
+    noise = None
+    if small is not None or _cached(out / "noise.json", task, {"device": dev, "seed": seed}, fresh):
+        noise = _stage(out / "noise.json", "noise scale", task, {"device": dev, "seed": seed}, fresh, progress,
+                       measure_noise)
+    else:
+        notes.append("the noise scale was not measured: its run would take more than "
+                     f"{NOISE_SHARE:.0%} of the budget; the S(B) fit has no B_simple prior")
     stage("noise scale", t)
     b_simple = noise["b_simple"] if noise else None
 
