@@ -44,6 +44,7 @@ class Recommendation:
     warmup_steps: int
     schedule: str
     schedule_params: dict[str, float]
+    optimizer_name: str  # the task's optimizer class, used at ``lr``
     total_steps: int  # the planned run (the task's epochs) at ``batch_size``
     max_batch_size: int
     critical_batch_size: float | None  # B_noise of the S(B) fit; None when too few batch sizes reached the target
@@ -308,11 +309,12 @@ def tune(
     b_simple = noise["b_simple"] if noise else None
 
     t = time.time()
-    if space is None:
-        import torch
+    import torch
 
-        with torch.random.fork_rng(devices=[]):  # building a model draws from the global RNG
-            space = default_space_name(task.optimizer(task.model().parameters(), 1e-3))
+    with torch.random.fork_rng(devices=[]):  # building a model draws from the global RNG
+        optimizer = task.optimizer(task.model().parameters(), 1e-3)
+    if space is None:
+        space = default_space_name(optimizer)
     search_space = load_space(space)
     search_settings = {"device": dev, "seed": seed, "sampler": sampler, "space": search_space.to_dict()["digest"]}
     done = _cached(out / "search.json", task, search_settings, fresh)
@@ -353,7 +355,8 @@ def tune(
     seconds["total"] = time.time() - began
     rec = Recommendation(
         batch_size=scaling.batch_size, lr=scaling.lr, warmup_steps=scaling.warmup_steps, schedule=scaling.schedule,
-        schedule_params=scaling.schedule_params, total_steps=scaling.total_steps, max_batch_size=max_batch_size,
+        schedule_params=scaling.schedule_params, optimizer_name=type(optimizer).__name__,
+        total_steps=scaling.total_steps, max_batch_size=max_batch_size,
         critical_batch_size=scaling.critical_batch_size, critical_batch_size_interval=scaling.b_noise_interval,
         batch_size_interval=scaling.batch_size_interval, lr_scaling_exponent=scaling.lr_fit.alpha,
         time_to_target_s=scaling.time_to_target_s, target=scaling.target, metric=task.metric, b_simple=b_simple,
