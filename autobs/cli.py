@@ -208,7 +208,21 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(rec.to_dict())
     else:
-        print(rec.summary() + f"\nsaved {out / 'recommendation.json'}")
+        print(rec.summary() + f"\nsaved {out / 'recommendation.json'}\nreport: {rec.report_path}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .report import write_report
+
+    run = Path(args.run_dir)
+    if not run.is_dir():
+        raise ConfigError(f"{run} is not a directory. Give the run directory of `autobs recommend` (runs/<model name>).")
+    if not any((run / name).exists() for name in ("memory.json", "lr_range.json", "noise.json", "trials.json")):
+        raise ConfigError(f"{run} holds no autobs stage file (memory.json, lr_range.json, ...): nothing to report.")
+    print(f"saved {write_report(run)}")
     return 0
 
 
@@ -330,6 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument("--fresh", action="store_true", help="redo every stage instead of reusing the run directory")
     _option(recommend, "seed", "out", "json")
     recommend.set_defaults(run=_cmd_recommend)
+
+    report = sub.add_parser("report", help="write (again) the HTML report of a run directory")
+    report.add_argument("run_dir", metavar="RUN_DIR")
+    report.set_defaults(run=_cmd_report)
 
     tune = sub.add_parser("tune", help="joint search over batch size, LR, warmup and schedule (Ray Tune + Optuna)")
     tune.add_argument("model", metavar="MODEL.py")

@@ -32,7 +32,7 @@ RESERVE_SHARE = 0.05  # fit, bootstrap, writing, Ray shutdown
 MIN_SEARCH_S = 20.0  # less than this cannot start Ray and finish one trial
 MAX_TRIALS = 500  # the search is bounded by its time; this only stops a runaway count
 STAGE_FILES = ("memory.json", "lr_range.json", "noise.json", "trials.json", "search.json", "scaling.json",
-               "recommendation.json")
+               "recommendation.json", "report.html")
 
 
 @dataclass
@@ -252,6 +252,7 @@ def tune(
     """
     from .cli import parse_duration
     from .noise import MICRO_BATCHES, noise_scale
+    from .report import write_report
     from .rundir import read_json, run_dir, write_json
     from .scaling import fit_scaling
     from .search import TRIALS_FILE, run_search
@@ -364,4 +365,8 @@ def tune(
         make_optimizer=task.optimizer,
     )
     write_json(out / "recommendation.json", {"task": task.describe(), **rec.to_dict()})
+    rec.report_path = write_report(out)
+    write_json(out / "recommendation.json", {"task": task.describe(), **rec.to_dict()})  # now naming the report
+    if progress:
+        _progress(f"report: {rec.report_path}")
     return rec

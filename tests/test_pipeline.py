@@ -112,6 +112,7 @@ def test_recommend_cli_end_to_end_on_digits(tmp_path):
     assert rec["batch_size"] & (rec["batch_size"] - 1) == 0 and rec["batch_size"] <= rec["max_batch_size"]
     assert rec["lr"] > 0 and rec["schedule"] in SCHEDULES and 0 <= rec["warmup_steps"] < rec["total_steps"]
     assert rec["time_to_target_s"] > 0
+    assert rec["report"] and "<svg" in (out / "report.html").read_text()  # the report is written too
     trials = json.loads((out / "trials.json").read_text())["trials"]
     assert len({t["config"]["batch_size"] for t in trials}) >= 3  # the search covered several batch sizes
     assert "joint search done" in done.stderr  # progress on stderr, JSON alone on stdout
