@@ -227,14 +227,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from .pipeline import lr_at_from, memory_stage, range_stage
-    from .rundir import run_dir
-    from .search import TRIALS_FILE, run_search
-    from .space import default_space_name, load_space
+    from .rundir import locked, run_dir
     from .task import load_task
 
     task = load_task(args.model)
     out = run_dir(task.name, args.out)
+    with locked(out):  # one process per run directory: two would overwrite each other's stages
+        return _tune_locked(task, out, args)
+
+
+def _tune_locked(task, out, args: argparse.Namespace) -> int:
+    from .pipeline import lr_at_from, memory_stage, range_stage
+    from .search import TRIALS_FILE, run_search
+    from .space import default_space_name, load_space
+
     if args.fresh and (out / TRIALS_FILE).exists():
         (out / TRIALS_FILE).unlink()
     if args.space is None:

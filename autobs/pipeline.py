@@ -253,7 +253,7 @@ def tune(
     from .cli import parse_duration
     from .noise import MICRO_BATCHES, noise_scale
     from .report import write_report
-    from .rundir import read_json, run_dir, write_json
+    from .rundir import locked, read_json, run_dir, write_json
     from .scaling import fit_scaling
     from .search import TRIALS_FILE, run_search
     from .space import default_space_name, load_space
@@ -268,105 +268,106 @@ def tune(
         raise ConfigError(f"target must be a finite number; got {target!r}.")
     task = task if isinstance(task, Task) else load_task(task)
     out = run_dir(task.name, out)
-    if fresh:
-        for name in STAGE_FILES:
-            (out / name).unlink(missing_ok=True)
-    dev = str(resolve_device(device))
-    seconds: dict[str, float] = {}
-    notes: list[str] = []
+    with locked(out):  # one process per run directory: two would overwrite each other's stages
+        if fresh:
+            for name in STAGE_FILES:
+                (out / name).unlink(missing_ok=True)
+        dev = str(resolve_device(device))
+        seconds: dict[str, float] = {}
+        notes: list[str] = []
 
-    def stage(name: str, since: float) -> None:
-        seconds[name] = time.time() - since
-        if progress:
-            _progress(f"[{time.time() - began:.0f} s of {budget_s:.0f} s] {name} done in {seconds[name]:.1f} s")
+        def stage(name: str, since: float) -> None:
+            seconds[name] = time.time() - since
+            if progress:
+                _progress(f"[{time.time() - began:.0f} s of {budget_s:.0f} s] {name} done in {seconds[name]:.1f} s")
 
-    t = time.time()
-    memory = memory_stage(task, out, device=device, memory_limit=memory_limit, fresh=fresh, progress=progress)
-    stage("memory probe", t)
-    step_time = _step_time(memory)
-    max_batch_size = memory["max_batch_size"]
+        t = time.time()
+        memory = memory_stage(task, out, device=device, memory_limit=memory_limit, fresh=fresh, progress=progress)
+        stage("memory probe", t)
+        step_time = _step_time(memory)
+        max_batch_size = memory["max_batch_size"]
 
-    t = time.time()
-    sizes = _range_batch_sizes(task, max_batch_size, step_time, RANGE_SHARE * budget_s)
-    lr_range = range_stage(task, out, max_batch_size=max_batch_size, batch_sizes=sizes, device=device, seed=seed,
-                           fresh=fresh, progress=progress)
-    stage("LR range test", t)
+        t = time.time()
+        sizes = _range_batch_sizes(task, max_batch_size, step_time, RANGE_SHARE * budget_s)
+        lr_range = range_stage(task, out, max_batch_size=max_batch_size, batch_sizes=sizes, device=device, seed=seed,
+                               fresh=fresh, progress=progress)
+        stage("LR range test", t)
 
-    t = time.time()
-    small = _noise_small_batch(task, step_time, NOISE_SHARE * budget_s)
+        t = time.time()
+        small = _noise_small_batch(task, step_time, NOISE_SHARE * budget_s)
 
-    def measure_noise() -> dict:
-        lr = lr_at_from(lr_range)(small * MICRO_BATCHES)  # the range test's LR at the run's batch size
-        return noise_scale(task, lr=lr, small_batch=small, device=device, seed=seed, progress=progress).to_dict()
+        def measure_noise() -> dict:
+            lr = lr_at_from(lr_range)(small * MICRO_BATCHES)  # the range test's LR at the run's batch size
+            return noise_scale(task, lr=lr, small_batch=small, device=device, seed=seed, progress=progress).to_dict()
 
-    noise = None
-    if small is not None or _cached(out / "noise.json", task, {"device": dev, "seed": seed}, fresh):
-        noise = _stage(out / "noise.json", "noise scale", task, {"device": dev, "seed": seed}, fresh, progress,
-                       measure_noise)
-    else:
-        notes.append("the noise scale was not measured: its run would take more than "
-                     f"{NOISE_SHARE:.0%} of the budget; the S(B) fit has no B_simple prior")
-    stage("noise scale", t)
-    b_simple = noise["b_simple"] if noise else None
+        noise = None
+        if small is not None or _cached(out / "noise.json", task, {"device": dev, "seed": seed}, fresh):
+            noise = _stage(out / "noise.json", "noise scale", task, {"device": dev, "seed": seed}, fresh, progress,
+                           measure_noise)
+        else:
+            notes.append("the noise scale was not measured: its run would take more than "
+                         f"{NOISE_SHARE:.0%} of the budget; the S(B) fit has no B_simple prior")
+        stage("noise scale", t)
+        b_simple = noise["b_simple"] if noise else None
 
-    t = time.time()
-    import torch
+        t = time.time()
+        import torch
 
-    with torch.random.fork_rng(devices=[]):  # building a model draws from the global RNG
-        optimizer = task.optimizer(task.model().parameters(), 1e-3)
-    if space is None:
-        space = default_space_name(optimizer)
-    search_space = load_space(space)
-    search_settings = {"device": dev, "seed": seed, "sampler": sampler, "space": search_space.to_dict()["digest"]}
-    done = _cached(out / "search.json", task, search_settings, fresh)
-    if done is None:
-        search_s = began + budget_s - time.time() - RESERVE_SHARE * budget_s
-        if search_s < MIN_SEARCH_S:
-            spent = time.time() - began
-            raise ConfigError(
-                f"the budget ({budget_s:.0f} s) leaves {max(0.0, search_s):.0f} s for the search after the "
-                f"stages before it took {spent:.0f} s; the search needs at least {MIN_SEARCH_S:.0f} s. Fix: give "
-                f"--budget of at least {spent + MIN_SEARCH_S + RESERVE_SHARE * budget_s + 60:.0f}s (the finished "
-                "stages are saved and will be reused).")
-        if progress:
-            _progress(f"joint search: {search_space.name} space, {search_s:.0f} s")
-        result = run_search(
-            task, search_space, out=out, trials=MAX_TRIALS, budget_s=search_s, max_batch_size=max_batch_size,
-            lr_at=lr_at_from(lr_range), sampler=sampler, seed=seed, device=device, ray_address=ray_address,
-            resume=(out / TRIALS_FILE).exists(), stratify=True, progress=progress,
-            resume_command=resume_command,
+        with torch.random.fork_rng(devices=[]):  # building a model draws from the global RNG
+            optimizer = task.optimizer(task.model().parameters(), 1e-3)
+        if space is None:
+            space = default_space_name(optimizer)
+        search_space = load_space(space)
+        search_settings = {"device": dev, "seed": seed, "sampler": sampler, "space": search_space.to_dict()["digest"]}
+        done = _cached(out / "search.json", task, search_settings, fresh)
+        if done is None:
+            search_s = began + budget_s - time.time() - RESERVE_SHARE * budget_s
+            if search_s < MIN_SEARCH_S:
+                spent = time.time() - began
+                raise ConfigError(
+                    f"the budget ({budget_s:.0f} s) leaves {max(0.0, search_s):.0f} s for the search after the "
+                    f"stages before it took {spent:.0f} s; the search needs at least {MIN_SEARCH_S:.0f} s. Fix: give "
+                    f"--budget of at least {spent + MIN_SEARCH_S + RESERVE_SHARE * budget_s + 60:.0f}s (the finished "
+                    "stages are saved and will be reused).")
+            if progress:
+                _progress(f"joint search: {search_space.name} space, {search_s:.0f} s")
+            result = run_search(
+                task, search_space, out=out, trials=MAX_TRIALS, budget_s=search_s, max_batch_size=max_batch_size,
+                lr_at=lr_at_from(lr_range), sampler=sampler, seed=seed, device=device, ray_address=ray_address,
+                resume=(out / TRIALS_FILE).exists(), stratify=True, progress=progress,
+                resume_command=resume_command,
+            )
+            trials = result.trials
+            _save(out / "search.json", task, search_settings, {"trials": len(trials), "elapsed_s": result.elapsed_s,
+                                                              "notes": result.notes})
+        else:
+            if progress:
+                _progress(f"joint search: reused {out / TRIALS_FILE} ({done['trials']} trials)")
+            trials = read_json(out / TRIALS_FILE)["trials"]
+        stage("joint search", t)
+
+        t = time.time()
+        scaling = fit_scaling(
+            trials, metric=task.metric, higher_is_better=task.higher_is_better, step_time=step_time,
+            planned_samples=task.epochs * len(task.train), max_batch_size=max_batch_size, b_simple=b_simple,
+            alpha_prior=lr_range["lr_scaling_exponent"], target=target, seed=seed,
         )
-        trials = result.trials
-        _save(out / "search.json", task, search_settings, {"trials": len(trials), "elapsed_s": result.elapsed_s,
-                                                          "notes": result.notes})
-    else:
+        _save(out / "scaling.json", task, {"target": target}, scaling.to_dict())
+        stage("scaling fit", t)
+        seconds["total"] = time.time() - began
+        rec = Recommendation(
+            batch_size=scaling.batch_size, lr=scaling.lr, warmup_steps=scaling.warmup_steps, schedule=scaling.schedule,
+            schedule_params=scaling.schedule_params, optimizer_name=type(optimizer).__name__,
+            total_steps=scaling.total_steps, max_batch_size=max_batch_size,
+            critical_batch_size=scaling.critical_batch_size, critical_batch_size_interval=scaling.b_noise_interval,
+            batch_size_interval=scaling.batch_size_interval, lr_scaling_exponent=scaling.lr_fit.alpha,
+            time_to_target_s=scaling.time_to_target_s, target=scaling.target, metric=task.metric, b_simple=b_simple,
+            report_path=None, run_dir=out, stage_seconds=seconds, notes=notes + scaling.notes,
+            make_optimizer=task.optimizer,
+        )
+        write_json(out / "recommendation.json", {"task": task.describe(), **rec.to_dict()})
+        rec.report_path = write_report(out)
+        write_json(out / "recommendation.json", {"task": task.describe(), **rec.to_dict()})  # now naming the report
         if progress:
-            _progress(f"joint search: reused {out / TRIALS_FILE} ({done['trials']} trials)")
-        trials = read_json(out / TRIALS_FILE)["trials"]
-    stage("joint search", t)
-
-    t = time.time()
-    scaling = fit_scaling(
-        trials, metric=task.metric, higher_is_better=task.higher_is_better, step_time=step_time,
-        planned_samples=task.epochs * len(task.train), max_batch_size=max_batch_size, b_simple=b_simple,
-        alpha_prior=lr_range["lr_scaling_exponent"], target=target, seed=seed,
-    )
-    _save(out / "scaling.json", task, {"target": target}, scaling.to_dict())
-    stage("scaling fit", t)
-    seconds["total"] = time.time() - began
-    rec = Recommendation(
-        batch_size=scaling.batch_size, lr=scaling.lr, warmup_steps=scaling.warmup_steps, schedule=scaling.schedule,
-        schedule_params=scaling.schedule_params, optimizer_name=type(optimizer).__name__,
-        total_steps=scaling.total_steps, max_batch_size=max_batch_size,
-        critical_batch_size=scaling.critical_batch_size, critical_batch_size_interval=scaling.b_noise_interval,
-        batch_size_interval=scaling.batch_size_interval, lr_scaling_exponent=scaling.lr_fit.alpha,
-        time_to_target_s=scaling.time_to_target_s, target=scaling.target, metric=task.metric, b_simple=b_simple,
-        report_path=None, run_dir=out, stage_seconds=seconds, notes=notes + scaling.notes,
-        make_optimizer=task.optimizer,
-    )
-    write_json(out / "recommendation.json", {"task": task.describe(), **rec.to_dict()})
-    rec.report_path = write_report(out)
-    write_json(out / "recommendation.json", {"task": task.describe(), **rec.to_dict()})  # now naming the report
-    if progress:
-        _progress(f"report: {rec.report_path}")
-    return rec
+            _progress(f"report: {rec.report_path}")
+        return rec

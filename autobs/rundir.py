@@ -7,6 +7,7 @@ the new one, never half of one. autobs's own state is JSON: nothing here is ever
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -40,6 +41,36 @@ def run_dir(task_name: str, out: str | Path | None = None) -> Path:
     if not os.access(path, os.W_OK):
         raise ConfigError(f"run directory {path} is not writable. Use another --out.")
     return path
+
+
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """Hold the run directory for one autobs process: a second one (same or another command) is refused.
+
+    An advisory ``flock`` on ``path/.lock``: the kernel drops it when the holder exits, ``kill -9``
+    included, so a dead run never leaves the directory locked.
+
+    Raises:
+        ConfigError: another process holds the directory.
+    """
+    import fcntl
+
+    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise ConfigError(f"run directory {path} is in use by another autobs process (pid {holder}). Wait for "
+                              "it to finish, or use another --out.") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield path
+    finally:
+        os.close(fd)
 
 
 def write_json(path: Path, obj: Any) -> Path:

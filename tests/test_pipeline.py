@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import autobs
+import autobs.rundir
 from autobs import search
 from autobs.rundir import write_json
 from autobs.schedules import SCHEDULES
@@ -122,3 +123,24 @@ def test_recommend_cli_end_to_end_on_digits(tmp_path):
     assert "reused" in again.stderr and "joint search: reused" in again.stderr
     assert {k: v for k, v in json.loads(again.stdout).items() if k != "stage_seconds"} == \
         {k: v for k, v in rec.items() if k != "stage_seconds"}
+
+
+def test_a_second_process_on_the_same_run_directory_is_refused(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from autobs.rundir import locked\n"
+        "with locked(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)"), str(out)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        for command in ("recommend", "tune"):
+            done = subprocess.run([sys.executable, "-m", "autobs", command, str(DIGITS), "--out", str(out)],
+                                  capture_output=True, text=True, timeout=120)
+            assert done.returncode == 2, done.stderr[-2000:]
+            assert f"in use by another autobs process (pid {holder.pid})" in done.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    with autobs.rundir.locked(out):  # released when its holder dies (here: killed)
+        pass
