@@ -19,6 +19,11 @@ STATUSES = ("completed", "stopped", "diverged", "oom", "failed")
 SCHEDULE_POINTS = 200  # points drawn along the recommended schedule
 
 
+def log_grid(lo: float, hi: float, points: int) -> list[float]:
+    """``points`` + 1 values from ``lo`` to ``hi``, evenly spaced in log (where a fitted curve is drawn)."""
+    return [lo * (hi / lo) ** (i / points) for i in range(points + 1)] if hi > lo else [lo]
+
+
 def _load(run_dir: Path, name: str) -> tuple[dict | None, str | None]:
     """A stage file, or None with the reason it is not usable."""
     path = run_dir / name
@@ -157,7 +162,7 @@ def _scaling(scaling: dict | None, why: str | None) -> dict:
     if fit:
         sizes = [c["batch_size"] for c in section["candidates"]] or [r["batch_size"] for r in per_batch]
         lo, hi = min(sizes), max(sizes)
-        grid = [lo * (hi / lo) ** (i / 60) for i in range(61)] if hi > lo else [lo]
+        grid = log_grid(lo, hi, 60)
         section["fit_curve"] = [{"batch_size": b, "steps": fit["s_min"] * (1 + fit["b_noise"] / b),
                                  "samples": b * fit["s_min"] * (1 + fit["b_noise"] / b)} for b in grid]
     else:

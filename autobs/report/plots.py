@@ -13,6 +13,8 @@ import io
 import math
 from typing import Any
 
+from .data import log_grid
+
 WIDTH, HEIGHT = 6.4, 3.4  # inches at 72 dpi in SVG: 460 × 245 px
 LR_COLORMAP = "viridis"
 
@@ -37,6 +39,20 @@ def _svg(fig, salt: str) -> str:
     if 0 <= start < end:  # and matplotlib's RDF block (creator, date): nothing a reader sees
         text = text[:start] + text[end + len("</metadata>"):]
     return text
+
+
+def _finish(fig, ax, salt: str, xlabel: str, ylabel: str, *, log2_x: bool = True, log_y: bool = False,
+            legend: bool = True) -> str:
+    """Scales, axis labels (with units) and legend, then the SVG text."""
+    if log2_x:
+        ax.set_xscale("log", base=2)
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if legend:
+        ax.legend(fontsize=7)
+    return _svg(fig, salt)
 
 
 def _ok(x: Any) -> bool:
@@ -88,10 +104,8 @@ def lr_range_plot(lr_range: dict) -> str | None:
         # The sweep ends where the loss blows up; showing all of that would flatten the part that matters.
         ax.set_ylim(low - 0.1 * (start - low), start + 0.5 * (start - low))
     ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("training loss (smoothed)")
     ax.legend(fontsize=7, title="dashed: suggestion; band: interval", title_fontsize=7)
-    return _svg(fig, "lr_range")
+    return _finish(fig, ax, "lr_range", "learning rate", "training loss (smoothed)", log2_x=False, legend=False)
 
 
 def lr_vs_batch_plot(lr_range: dict, scaling: dict) -> str | None:
@@ -108,17 +122,12 @@ def lr_vs_batch_plot(lr_range: dict, scaling: dict) -> str | None:
     if fit:
         sizes = [b for b, _ in measured + suggested]
         lo, hi = min(sizes), max(sizes)
-        grid = [lo * (hi / lo) ** (i / 40) for i in range(41)] if hi > lo else [lo]
+        grid = log_grid(lo, hi, 40)
         ax.plot(grid, [fit["lr_ref"] * (b / fit["batch_ref"]) ** fit["alpha"] for b in grid], "-", color="C0",
                 label=f"fit: lr ∝ B^{fit['alpha']:.2f}")
     if _ok(scaling.get("batch_size")):
         ax.axvline(scaling["batch_size"], color="k", ls=":", lw=1, label="recommended batch size")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("batch size (samples)")
-    ax.set_ylabel("peak learning rate")
-    ax.legend(fontsize=7)
-    return _svg(fig, "lr_vs_batch")
+    return _finish(fig, ax, "lr_vs_batch", "batch size (samples)", "peak learning rate", log_y=True)
 
 
 def noise_plot(noise: dict) -> str | None:
@@ -127,10 +136,7 @@ def noise_plot(noise: dict) -> str | None:
         return None
     fig, ax = _figure()
     ax.plot(*zip(*pts), "o-", color="C4", label="B_simple (running estimate)")
-    ax.set_xlabel("training step of the measuring run")
-    ax.set_ylabel("B_simple (samples)")
-    ax.legend(fontsize=7)
-    return _svg(fig, "noise")
+    return _finish(fig, ax, "noise", "training step of the measuring run", "B_simple (samples)", log2_x=False)
 
 
 def trials_plot(trials: dict) -> str | None:
@@ -146,11 +152,9 @@ def trials_plot(trials: dict) -> str | None:
                         cmap=LR_COLORMAP, s=[30 if r["status"] == "completed" else 12 for r in rows],
                         edgecolors="none")
     fig.colorbar(points, ax=ax, label="peak learning rate")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("batch size (samples)")
-    ax.set_ylabel(f"last validation {trials.get('metric') or 'metric'}")
     ax.set_title("large dots: ran the whole run; small: stopped early", fontsize=8)
-    return _svg(fig, "trials")
+    return _finish(fig, ax, "trials", "batch size (samples)", f"last validation {trials.get('metric') or 'metric'}",
+                   legend=False)
 
 
 def steps_plot(scaling: dict) -> str | None:
@@ -170,12 +174,7 @@ def steps_plot(scaling: dict) -> str | None:
         interval = scaling.get("b_noise_interval")
         if interval and all(_ok(v) for v in interval):
             ax.axvspan(*interval, color="C3", alpha=0.08)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("batch size (samples)")
-    ax.set_ylabel("steps / samples to target")
-    ax.legend(fontsize=7)
-    return _svg(fig, "steps")
+    return _finish(fig, ax, "steps", "batch size (samples)", "steps / samples to target", log_y=True)
 
 
 def time_plot(scaling: dict) -> str | None:
@@ -191,11 +190,7 @@ def time_plot(scaling: dict) -> str | None:
     interval = scaling.get("batch_size_interval")
     if interval and all(_ok(v) for v in interval) and interval[1] > interval[0]:
         ax.axvspan(*interval, color="C3", alpha=0.08, label="90% interval of the pick")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("batch size (samples)")
-    ax.set_ylabel("time to target (s)")
-    ax.legend(fontsize=7)
-    return _svg(fig, "time")
+    return _finish(fig, ax, "time", "batch size (samples)", "time to target (s)")
 
 
 def schedule_plot(schedule: dict) -> str | None:
@@ -206,10 +201,8 @@ def schedule_plot(schedule: dict) -> str | None:
     ax.plot([p["step"] for p in pts], [p["lr"] for p in pts], "-", color="C0")
     if schedule["warmup_steps"]:
         ax.axvline(schedule["warmup_steps"], color="k", ls=":", lw=1, label="end of warmup")
-        ax.legend(fontsize=7)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("learning rate")
-    return _svg(fig, "schedule")
+    return _finish(fig, ax, "schedule", "optimizer step", "learning rate", log2_x=False,
+                   legend=bool(schedule["warmup_steps"]))
 
 
 def all_plots(data: dict) -> dict[str, str | None]:
