@@ -30,7 +30,6 @@ RANGE_SHARE = 0.15
 NOISE_SHARE = 0.10
 RESERVE_SHARE = 0.05  # fit, bootstrap, writing, Ray shutdown
 MIN_SEARCH_S = 20.0  # less than this cannot start Ray and finish one trial
-MAX_TRIALS = 500  # the search is bounded by its time; this only stops a runaway count
 STAGE_FILES = ("memory.json", "lr_range.json", "noise.json", "trials.json", "search.json", "scaling.json",
                "recommendation.json", "report.html")
 
@@ -332,7 +331,7 @@ def tune(
             if progress:
                 _progress(f"joint search: {search_space.name} space, {search_s:.0f} s")
             result = run_search(
-                task, search_space, out=out, trials=MAX_TRIALS, budget_s=search_s, max_batch_size=max_batch_size,
+                task, search_space, out=out, trials=None, budget_s=search_s, max_batch_size=max_batch_size,
                 lr_at=lr_at_from(lr_range), sampler=sampler, seed=seed, device=device, ray_address=ray_address,
                 resume=(out / TRIALS_FILE).exists(), stratify=True, progress=progress,
                 resume_command=resume_command,

@@ -36,6 +36,7 @@ TRIALS_FILE = "trials.json"
 SAMPLERS = ("tpe", "gp", "cmaes", "random")
 STATUSES = ("completed", "stopped", "diverged", "oom", "failed")  # stopped: by ASHA or the time budget
 MAX_FAILURES_IN_ROW = 5
+TRIAL_CAP = 500  # trials=None: as many as the time budget allows; this only stops a runaway count
 ASHA_REDUCTION = 3  # ASHA's η: keep the best third at each rung (Li et al. 2020 use 3 or 4)
 ASHA_RUNGS = 2  # grace period = trial_samples / η^RUNGS: rungs at 11% and 33% of a trial. One rung
 # earlier (4%) judged trials before warmup ended (warmup reaches 30% of a run in adamw.yaml).
@@ -57,7 +58,7 @@ class SearchResult:
     metric: str
     mode: str
     space: dict[str, Any]
-    trials_requested: int
+    trials_requested: int | None  # None: as many as the time budget allowed
     trial_samples: int
     sampler: str
     elapsed_s: float
@@ -207,7 +208,7 @@ class _Recorder:
         if self.progress:
             c = record["config"]
             value = f"{record['val_metric']:.4g}" if _finite(record["val_metric"]) else "—"
-            print(f"trial {len(self.records)}/{self.total}: batch {c['batch_size']}, lr {c['lr']:.3g}, "
+            print(f"trial {len(self.records)}{f'/{self.total}' if self.total else ''}: batch {c['batch_size']}, lr {c['lr']:.3g}, "
                   f"{c['schedule']}, warmup {c['warmup_fraction']:.0%} → {self.header['metric']} {value} "
                   f"({record['status']}, {record['samples']} samples, {record['wall_s']:.1f} s)", file=sys.stderr)
 
@@ -387,7 +388,7 @@ def run_search(
     space: SearchSpace,
     *,
     out: Path,
-    trials: int = 20,
+    trials: int | None = 20,
     budget_s: float | None = None,
     trial_samples: int | None = None,
     max_batch_size: int | None = None,
@@ -411,7 +412,8 @@ def run_search(
         task: the task; trial workers reload it from ``task.path`` when it has one.
         space: a checked search space (``load_space``); its anchors are bound here.
         out: the run directory: ``trials.json`` and Ray's experiment folder ``search/`` go there.
-        trials: the number of trials in all (a resumed search counts the recorded ones).
+        trials: the number of trials in all (a resumed search counts the recorded ones); None: as many as
+            ``budget_s`` allows.
         budget_s: wall-time budget of this call, in seconds.
         trial_samples: each trial's length in samples; default the task's planned run (epochs × data).
         max_batch_size / lr_at: the anchors (memory ceiling, range test ``lr_at(B)``) the space uses.
@@ -441,7 +443,9 @@ def run_search(
 
     from .training import resolve_device
 
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+    if trials is None and budget_s is None:
+        raise ConfigError("give the search a number of trials, a time budget, or both.")
+    if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
         raise ConfigError(f"trials must be a positive integer; got {trials!r}.")
     if budget_s is not None and not budget_s > 0:
         raise ConfigError(f"the search budget must be positive; got {budget_s!r} s.")
@@ -481,7 +485,8 @@ def run_search(
         for r in records:
             if r["status"] == "oom":
                 resolved.exclude_from(r["config"]["batch_size"])
-    remaining = trials - len(records)
+    count = trials or TRIAL_CAP
+    remaining = count - len(records)
     notes = [f"resumed: {len(records)} recorded trials kept"] if resume and records else []
     if remaining <= 0:
         return _result(header, records, 0.0, path, notes + ["all requested trials were already recorded"])
@@ -502,7 +507,7 @@ def run_search(
     queued = list(first_params or [])[len(records):]
     if stratify:
         order = _spread_order([int(math.log2(b)) for b in resolved.batch_sizes])
-        queued += [{"log2_batch_size": order[i % len(order)]} for i in range(len(records), trials)]
+        queued += [{"log2_batch_size": order[i % len(order)]} for i in range(len(records), count)]
     for params in queued:
         study.enqueue_trial(params)
     define_by_run = _DefineByRun(resolved)
@@ -547,11 +552,11 @@ def run_search(
             ray.shutdown()
     elapsed = time.time() - began
     out_of_time = budget_s is not None and elapsed >= budget_s * 0.98
-    if len(records) < trials and recorder.failures_in_row < max_failures_in_row and not out_of_time:
+    if len(records) < count and recorder.failures_in_row < max_failures_in_row and not out_of_time:
         # Ray Tune catches the first Ctrl-C itself and ends fit() early, without raising: a short count
         # that no budget or failure explains is that interruption.
         again = resume_command or "autobs tune ... --resume"
-        raise SearchError(f"interrupted after {len(records)} of {trials} trials; they are saved in {path}. "
+        raise SearchError(f"interrupted after {len(records)} of {count} trials; they are saved in {path}. "
                           f"Resume with: {again}")
     if recorder.failures_in_row >= max_failures_in_row:
         raise SearchError(
@@ -559,7 +564,8 @@ def run_search(
             f"(finished trials are saved in {path}). The last error:\n{recorder.last_error[-1500:]}"
         )
     if out_of_time:
-        notes.append(f"the time budget ({budget_s:.0f} s) ended the search after {len(records)} of {trials} trials")
+        notes.append(f"the time budget ({budget_s:.0f} s) ended the search after {len(records)} trials"
+                     + (f" of {trials}" if trials else ""))
     return _result(header, records, elapsed, path, notes)
 
 
