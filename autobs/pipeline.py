@@ -104,13 +104,25 @@ def _progress(message: str) -> None:
 
 
 def _cached(path: Path, task, settings: dict, fresh: bool) -> dict | None:
-    """The stage's saved result if it belongs to this task and these settings (and not ``fresh``)."""
-    from .rundir import read_stage
+    """The stage's saved result if it belongs to this task and these settings (and not ``fresh``).
 
-    if fresh:
+    Raises:
+        ConfigError: the file is damaged, or was written for another task (or an earlier version of this
+            task file): autobs never overwrites such a file unasked.
+    """
+    from .rundir import read_json
+
+    if fresh or not path.exists():
         return None
-    saved = read_stage(path, task.fingerprint)
-    if saved is None or saved.get("settings", settings) != settings:
+    saved = read_json(path)
+    owner = saved.get("task") if isinstance(saved.get("task"), dict) else {}
+    if owner.get("fingerprint") != task.fingerprint:
+        raise ConfigError(
+            f"{path} holds results for another task ({owner.get('name', '?')}, fingerprint "
+            f"{owner.get('fingerprint', '?')}; this one is {task.name}, {task.fingerprint}): the task file changed "
+            "or the directory belongs to another model. autobs does not overwrite it. Fix: use another --out, "
+            "or --fresh to redo every stage in this directory.")
+    if saved.get("settings", settings) != settings:
         return None
     return saved
 
@@ -265,6 +277,15 @@ def tune(
         raise ConfigError(f"budget must be positive; got {budget!r}.")
     if target is not None and not (isinstance(target, (int, float)) and math.isfinite(target)):
         raise ConfigError(f"target must be a finite number; got {target!r}.")
+    if memory_limit is not None:
+        from .memory import parse_bytes
+
+        parse_bytes(memory_limit)  # a bad limit fails now, before any stage runs
+    from .search import make_sampler
+
+    make_sampler(sampler, seed)  # so do an unknown sampler and a bad search-space file
+    if space is not None:
+        load_space(space)
     task = task if isinstance(task, Task) else load_task(task)
     out = run_dir(task.name, out)
     with locked(out):  # one process per run directory: two would overwrite each other's stages

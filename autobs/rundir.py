@@ -75,13 +75,20 @@ def locked(path: Path):
 
 def write_json(path: Path, obj: Any) -> Path:
     """Write ``obj`` as JSON to ``path`` atomically."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}. Use another --out.") from None
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(to_json(obj), f, indent=2)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk or a quota: the old file, if any, is left as it was
+        Path(tmp).unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {path}: {exc.strerror}. The previous version, if any, is unchanged. "
+                          "Free some space or use another --out.") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

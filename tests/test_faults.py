@@ -1,0 +1,135 @@
+"""Faults a long run meets: bad settings, a damaged or foreign run directory, a read-only or full disk.
+
+Each case checks what a user sees (exit code 2, one `error:` paragraph, no traceback) and that nothing
+finished is lost or overwritten. More fault cases live with their stages: bad task files in test_task.py,
+bad search spaces and trial failures in test_search.py, the directory lock and resume in test_pipeline.py,
+hostile strings in test_report.py.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import autobs
+from autobs.rundir import write_json
+
+from .conftest import ROOT
+
+DIGITS = ROOT / "examples/digits_mlp.py"
+
+
+def _recommend(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "autobs", "recommend", str(DIGITS), *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _user_error(done: subprocess.CompletedProcess, words: str) -> None:
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert "error: " in done.stderr and words in done.stderr
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--budget", "-5"], "not a positive duration"),
+    (["--budget", "ten minutes"], "not a positive duration"),
+    (["--device", "tpu"], "unknown device 'tpu'"),
+    (["--memory-limit", "lots"], "not a positive size"),
+    (["--target", "nan"], "finite number"),
+    (["--space", "no_such_space"], "no_such_space"),
+    (["--sampler", "annealing"], "unknown sampler"),
+])
+def test_bad_settings_are_one_paragraph_errors_before_any_work(tmp_path, args, words):
+    done = _recommend("--out", str(tmp_path / "run"), *args)
+    _user_error(done, words)
+    assert "memory probe" not in done.stderr  # refused before the first stage
+    assert not (tmp_path / "run" / "memory.json").exists()
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A run directory with the probe and range test done (the search is not needed here)."""
+    out = tmp_path_factory.mktemp("faults") / "run"
+    task = autobs.load_task(DIGITS)
+    from autobs.pipeline import memory_stage, range_stage
+
+    out.mkdir(mode=0o700)
+    memory = memory_stage(task, out, progress=False)
+    range_stage(task, out, max_batch_size=memory["max_batch_size"], progress=False)
+    return out
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "not an object"])
+def test_damaged_stage_file_is_reported_and_left_as_it_is(finished, tmp_path, damage):
+    out = tmp_path / "run"
+    out.mkdir(mode=0o700)
+    for name in ("memory.json", "lr_range.json"):
+        (out / name).write_text((finished / name).read_text())
+    text = (finished / "memory.json").read_text()
+    broken = {"truncated": text[: len(text) // 2], "empty": "", "not an object": "[1, 2]"}[damage]
+    (out / "memory.json").write_text(broken)
+    done = _recommend("--out", str(out))
+    _user_error(done, "memory.json is damaged")
+    assert (out / "memory.json").read_text() == broken  # never silently replaced
+    assert (out / "lr_range.json").read_text() == (finished / "lr_range.json").read_text()  # the rest survives
+
+
+def test_stage_file_of_another_task_is_refused_not_overwritten(finished, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir(mode=0o700)
+    foreign = json.loads((finished / "memory.json").read_text())
+    foreign["task"] = {**foreign["task"], "name": "other_model", "fingerprint": "0123456789abcdef"}
+    write_json(out / "memory.json", foreign)
+    before = (out / "memory.json").read_text()
+    done = _recommend("--out", str(out))
+    _user_error(done, "holds results for another task (other_model")
+    assert "--fresh" in done.stderr
+    assert (out / "memory.json").read_text() == before
+
+
+def test_unwritable_run_directory_is_refused_before_work(tmp_path, monkeypatch):
+    # Root writes through permission bits, so the check autobs makes (os.access) is what is exercised.
+    out = tmp_path / "run"
+    out.mkdir(mode=0o500)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(autobs.ConfigError, match="not writable"):
+        autobs.tune(DIGITS, out=out, progress=False)
+    assert list(out.iterdir()) == []
+
+
+def test_run_directory_given_as_a_symlink_is_refused(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "run").symlink_to(tmp_path / "elsewhere")
+    done = _recommend("--out", str(tmp_path / "run"))
+    _user_error(done, "symbolic link")
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_full_disk_leaves_the_old_file_and_no_partial_file(tmp_path, monkeypatch):
+    path = tmp_path / "memory.json"
+    write_json(path, {"max_batch_size": 64})
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", no_space)
+    with pytest.raises(autobs.ConfigError, match="No space left on device"):
+        write_json(path, {"max_batch_size": 128})
+    assert json.loads(path.read_text()) == {"max_batch_size": 64}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["memory.json"]  # no temporary file left behind
+
+
+def test_autobs_never_unpickles(tmp_path):
+    """autobs's own state is JSON: no pickle.load, torch.load without weights_only, or Ray restore."""
+    sources = {p: p.read_text() for p in (ROOT / "autobs").rglob("*.py")}
+    for path, text in sources.items():
+        assert "pickle.load" not in text, path
+        assert "Tuner.restore" not in text and "tune.Tuner.restore" not in text, path
+        for line in text.splitlines():
+            if "torch.load(" in line:
+                assert "weights_only=True" in line, f"{path}: {line}"
