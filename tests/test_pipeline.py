@@ -13,6 +13,7 @@ import torch
 import autobs
 import autobs.rundir
 from autobs import search
+from autobs.cli import main as cli_main
 from autobs.rundir import write_json
 from autobs.schedules import SCHEDULES
 
@@ -94,7 +95,7 @@ def test_recommendation_builds_working_optimizer_and_scheduler(tmp_path, monkeyp
 
 
 def test_too_small_a_budget_is_a_clear_error(tmp_path, capsys):
-    code = autobs.cli.main(["recommend", str(DIGITS), "--budget", "5s", "--out", str(tmp_path / "run")])
+    code = cli_main(["recommend", str(DIGITS), "--budget", "5s", "--out", str(tmp_path / "run")])
     assert code == 2
     err = capsys.readouterr().err
     assert "--budget of at least" in err and "Traceback" not in err

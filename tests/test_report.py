@@ -12,6 +12,7 @@ import pytest
 
 import autobs
 from autobs import search
+from autobs.cli import main as cli_main
 from autobs.report import render, report_data, write_report
 from autobs.rundir import write_json
 from autobs.schedules import lr_factor
@@ -137,7 +138,7 @@ def test_report_opens_offline_in_headless_chromium(run, tmp_path):
 
 def test_report_command_rewrites_the_page_and_refuses_a_directory_without_stages(run, tmp_path, capsys):
     (run / "report.html").unlink(missing_ok=True)
-    assert autobs.cli.main(["report", str(run)]) == 0
+    assert cli_main(["report", str(run)]) == 0
     assert (run / "report.html").read_text().startswith("<!DOCTYPE html>")
-    assert autobs.cli.main(["report", str(tmp_path)]) == 2
+    assert cli_main(["report", str(tmp_path)]) == 2
     assert "nothing to report" in capsys.readouterr().err
