@@ -32,9 +32,10 @@ CATEGORIES = {
         "one-paragraph error, exit 2, no traceback, before any stage runs",
         ["tests/test_faults.py::test_bad_settings_are_one_paragraph_errors_before_any_work",
          "tests/test_pipeline.py::test_too_small_a_budget_is_a_clear_error"]),
-    "Trials that raise, diverge, run out of memory; failures in a row": (
+    "Trials that raise, diverge, run out of memory, report then crash; failures in a row": (
         "recorded with the right status, the search goes on; N in a row stop it with a message",
         ["tests/test_search.py::test_search_records_completed_diverged_oom_and_failed_trials_and_goes_on",
+         "tests/test_search.py::test_trial_that_reported_and_then_crashed_is_failed_not_complete",
          "tests/test_search.py::test_failures_in_a_row_stop_the_search_with_a_message"]),
     "Driver interrupted or killed (-9), then rerun": (
         "finished stages and trials kept, none rerun, the trial count never exceeded",
@@ -107,9 +108,8 @@ def main() -> None:
         *rows,
         f"| **all** | | **{total['cases']}** | **{total['passed']}** | **{total['failed']}** | **{total['skipped']}** | |",
         "",
-        "Not covered yet (issue 9): a trial that hangs past a time limit; a trial that reports and then crashes "
-        "(handled in `autobs/search.py`, no dedicated test); `kill -9` during the probe and the range test as "
-        "separate cases; a warning when joining a remote Ray cluster without authentication.",
+        "Not covered yet (issue 9): a trial that hangs past a time limit; `kill -9` during the probe and the range "
+        "test as separate cases; a warning when joining a remote Ray cluster without authentication.",
     ]
     (ROOT / "reports/reliability.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -139,6 +139,43 @@ def test_search_records_completed_diverged_oom_and_failed_trials_and_goes_on(tmp
     assert [t["status"] for t in saved["trials"]] == [t["status"] for t in result.trials]
 
 
+# A model that trains for a while (so its trial reports validation points) and then raises.
+CRASHES_LATER_TASK = """
+import torch
+
+class CrashesLater(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 2)
+        self.steps = 0
+
+    def forward(self, x):
+        if self.training:
+            self.steps += 1
+            if self.steps > 30:
+                raise RuntimeError("the user's data loader broke mid-run")
+        return self.linear(x)
+
+def model():
+    return CrashesLater()
+
+def train_data():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(800, 4, generator=g)
+    return x, (x[:, 0] + x[:, 1] > 0).long()
+"""
+
+
+def test_trial_that_reported_and_then_crashed_is_failed_not_complete(tmp_path):
+    task = autobs.load_task(write(tmp_path, "crashes.py", CRASHES_LATER_TASK))
+    space = load_space(write(tmp_path, "space.yaml", SMALL_SPACE.replace("low: 16, high: 128", "low: 16, high: 16")))
+    result = run_search(task, space, out=tmp_path, trials=2, trial_samples=1600, asha=False, progress=False)
+    assert [t["status"] for t in result.trials] == ["failed", "failed"]
+    assert any(len(t["curve"]) > 3 for t in result.trials)  # it did report validation points first
+    assert all(t["val_metric"] is None and "broke mid-run" in t["error"] for t in result.trials)
+    assert result.best is None  # nothing counted as complete
+
+
 def test_failures_in_a_row_stop_the_search_with_a_message(tmp_path):
     task = autobs.load_task(write(tmp_path, "faulty.py", FAULTY_TASK))
     space = load_space(write(tmp_path, "space.yaml", SMALL_SPACE.replace("low: 16, high: 128", "low: 32, high: 32")))
