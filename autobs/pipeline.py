@@ -103,8 +103,8 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _cached(path: Path, task, settings: dict, fresh: bool) -> dict | None:
-    """The stage's saved result if it belongs to this task and these settings (and not ``fresh``).
+def _cached(path: Path, task, settings: dict) -> dict | None:
+    """The stage's saved result if it belongs to this task and these settings (``--fresh`` deletes them first).
 
     Raises:
         ConfigError: the file is damaged, or was written for another task (or an earlier version of this
@@ -112,7 +112,7 @@ def _cached(path: Path, task, settings: dict, fresh: bool) -> dict | None:
     """
     from .rundir import read_json
 
-    if fresh or not path.exists():
+    if not path.exists():
         return None
     saved = read_json(path)
     owner = saved.get("task") if isinstance(saved.get("task"), dict) else {}
@@ -127,10 +127,10 @@ def _cached(path: Path, task, settings: dict, fresh: bool) -> dict | None:
     return saved
 
 
-def _stage(path: Path, label: str, task, settings: dict, fresh: bool, progress: bool,
+def _stage(path: Path, label: str, task, settings: dict, progress: bool,
            run: Callable[[], dict]) -> dict:
     """The stage saved at ``path`` if it matches (see ``_cached``), else ``run()``'s result, saved there."""
-    saved = _cached(path, task, settings, fresh)
+    saved = _cached(path, task, settings)
     if saved is not None:
         if progress:
             _progress(f"{label}: reused {path}")
@@ -148,8 +148,7 @@ def _save(path: Path, task, settings: dict, result: dict) -> dict:
     return data
 
 
-def memory_stage(task, out: Path, *, device: str = "auto", memory_limit=None, fresh: bool = False,
-                 progress: bool = True) -> dict:
+def memory_stage(task, out: Path, *, device: str = "auto", memory_limit=None, progress: bool = True) -> dict:
     """Stage 1 (memory ceiling and throughput) from the run directory, or measured and saved now."""
     from .lr_range import MIN_RUN_STEPS
     from .memory import probe_memory
@@ -162,11 +161,11 @@ def memory_stage(task, out: Path, *, device: str = "auto", memory_limit=None, fr
                             progress=progress).to_dict()
 
     settings = {"device": str(resolve_device(device)), "memory_limit": memory_limit}
-    return _stage(out / "memory.json", "memory probe", task, settings, fresh, progress, probe)
+    return _stage(out / "memory.json", "memory probe", task, settings, progress, probe)
 
 
 def range_stage(task, out: Path, *, max_batch_size: int | None, batch_sizes: list[int] | None = None,
-                device: str = "auto", seed: int = 0, fresh: bool = False, progress: bool = True) -> dict:
+                device: str = "auto", seed: int = 0, progress: bool = True) -> dict:
     """Stage 2 (LR range test) from the run directory, or measured and saved now."""
     from .lr_range import lr_range_test
     from .training import resolve_device
@@ -176,7 +175,7 @@ def range_stage(task, out: Path, *, max_batch_size: int | None, batch_sizes: lis
                              progress=progress).to_dict()
 
     settings = {"device": str(resolve_device(device)), "seed": seed}
-    return _stage(out / "lr_range.json", "LR range test", task, settings, fresh, progress, sweep)
+    return _stage(out / "lr_range.json", "LR range test", task, settings, progress, sweep)
 
 
 def lr_at_from(lr_range: dict):
@@ -184,12 +183,6 @@ def lr_at_from(lr_range: dict):
     from .lr_range import lr_at
 
     return partial(lr_at, {int(b): v for b, v in lr_range["suggestions"].items()}, lr_range["lr_scaling_exponent"])
-
-
-def _step_time(memory: dict):
-    from .scaling import StepTimeModel
-
-    return StepTimeModel.from_throughput((p["batch_size"], p["samples_per_s"]) for p in memory["probes"] if p["fits"])
 
 
 def _range_batch_sizes(task, max_batch_size: int, step_time, seconds: float) -> list[int]:
@@ -263,9 +256,9 @@ def tune(
     """
     from .cli import parse_duration
     from .noise import MICRO_BATCHES, noise_scale
-    from .report import write_report
+    from .report import REPORT_FILE, write_report
     from .rundir import locked, read_json, run_dir, write_json
-    from .scaling import fit_scaling
+    from .scaling import StepTimeModel, fit_scaling
     from .search import TRIALS_FILE, run_search
     from .space import default_space_name, load_space
     from .task import Task, load_task
@@ -302,15 +295,15 @@ def tune(
                 _progress(f"[{time.time() - began:.0f} s of {budget_s:.0f} s] {name} done in {seconds[name]:.1f} s")
 
         t = time.time()
-        memory = memory_stage(task, out, device=device, memory_limit=memory_limit, fresh=fresh, progress=progress)
+        memory = memory_stage(task, out, device=device, memory_limit=memory_limit, progress=progress)
         stage("memory probe", t)
-        step_time = _step_time(memory)
+        step_time = StepTimeModel.from_probes(memory["probes"])
         max_batch_size = memory["max_batch_size"]
 
         t = time.time()
         sizes = _range_batch_sizes(task, max_batch_size, step_time, RANGE_SHARE * budget_s)
         lr_range = range_stage(task, out, max_batch_size=max_batch_size, batch_sizes=sizes, device=device, seed=seed,
-                               fresh=fresh, progress=progress)
+                               progress=progress)
         stage("LR range test", t)
 
         t = time.time()
@@ -320,11 +313,10 @@ def tune(
             lr = lr_at_from(lr_range)(small * MICRO_BATCHES)  # the range test's LR at the run's batch size
             return noise_scale(task, lr=lr, small_batch=small, device=device, seed=seed, progress=progress).to_dict()
 
-        noise = None
-        if small is not None or _cached(out / "noise.json", task, {"device": dev, "seed": seed}, fresh):
-            noise = _stage(out / "noise.json", "noise scale", task, {"device": dev, "seed": seed}, fresh, progress,
-                           measure_noise)
-        else:
+        noise_settings = {"device": dev, "seed": seed}
+        if small is not None:
+            noise = _stage(out / "noise.json", "noise scale", task, noise_settings, progress, measure_noise)
+        elif (noise := _cached(out / "noise.json", task, noise_settings)) is None:  # a saved one serves any budget
             notes.append("the noise scale was not measured: its run would take more than "
                          f"{NOISE_SHARE:.0%} of the budget; the S(B) fit has no B_simple prior")
         stage("noise scale", t)
@@ -339,7 +331,7 @@ def tune(
             space = default_space_name(optimizer)
         search_space = load_space(space)
         search_settings = {"device": dev, "seed": seed, "sampler": sampler, "space": search_space.to_dict()["digest"]}
-        done = _cached(out / "search.json", task, search_settings, fresh)
+        done = _cached(out / "search.json", task, search_settings)
         if done is None:
             search_s = began + budget_s - time.time() - RESERVE_SHARE * budget_s
             if search_s < MIN_SEARCH_S:
@@ -382,12 +374,11 @@ def tune(
             critical_batch_size=scaling.critical_batch_size, critical_batch_size_interval=scaling.b_noise_interval,
             batch_size_interval=scaling.batch_size_interval, lr_scaling_exponent=scaling.lr_fit.alpha,
             time_to_target_s=scaling.time_to_target_s, target=scaling.target, metric=task.metric, b_simple=b_simple,
-            report_path=None, run_dir=out, stage_seconds=seconds, notes=notes + scaling.notes,
+            report_path=out / REPORT_FILE, run_dir=out, stage_seconds=seconds, notes=notes + scaling.notes,
             make_optimizer=task.optimizer,
         )
         write_json(out / "recommendation.json", {"task": task.describe(), **rec.to_dict()})
-        rec.report_path = write_report(out)
-        write_json(out / "recommendation.json", {"task": task.describe(), **rec.to_dict()})  # now naming the report
+        write_report(out)  # from the stage files, recommendation.json included
         if progress:
             _progress(f"report: {rec.report_path}")
         return rec

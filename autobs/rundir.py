@@ -75,13 +75,18 @@ def locked(path: Path):
 
 def write_json(path: Path, obj: Any) -> Path:
     """Write ``obj`` as JSON to ``path`` atomically."""
+    return write_text(path, json.dumps(to_json(obj), indent=2))
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, synced, then renamed over."""
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror}. Use another --out.") from None
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(to_json(obj), f, indent=2)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -193,6 +193,11 @@ class StepTimeModel:
             raise ConfigError("no throughput measurement to model the step time from (run the memory probe).")
         return cls(tuple(b for b, _ in usable), tuple(b / r for b, r in usable))
 
+    @classmethod
+    def from_probes(cls, probes: Iterable[dict]) -> StepTimeModel:
+        """From the memory probe's records (``memory.json``'s ``probes``): the sizes that fit."""
+        return cls.from_throughput((p["batch_size"], p["samples_per_s"]) for p in probes if p["fits"])
+
     def at(self, batch_size: float) -> float:
         b, t = self.batch_sizes, self.step_time_s
         if batch_size <= b[0]:

@@ -57,8 +57,7 @@ def run_task(path: str, budget_share: float, cores: int, skip_peers: bool) -> di
     from autobs.scaling import StepTimeModel, fit_scaling
 
     at_oracle = fit_scaling(trials, metric=task.metric, higher_is_better=task.higher_is_better,
-                            step_time=StepTimeModel.from_throughput((p["batch_size"], p["samples_per_s"])
-                                                                    for p in memory["probes"] if p["fits"]),
+                            step_time=StepTimeModel.from_probes(memory["probes"]),
                             planned_samples=task.epochs * len(task.train), max_batch_size=rec.max_batch_size,
                             b_simple=rec.b_simple, target=oracle["target"])
     seconds = rec.stage_seconds

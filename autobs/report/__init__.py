@@ -8,8 +8,6 @@ style or font is fetched: the page works offline from a ``file://`` URL.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from .data import report_data
@@ -32,18 +30,10 @@ def render(data: dict) -> str:
 
 def write_report(run_dir: str | Path) -> Path:
     """Write ``report.html`` in ``run_dir`` (atomically) from whatever stages it holds; return its path."""
+    from ..rundir import write_text
+
     run_dir = Path(run_dir)
-    html = render(report_data(run_dir))
-    path = run_dir / REPORT_FILE
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=f".{REPORT_FILE}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(html)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text(run_dir / REPORT_FILE, render(report_data(run_dir)))
 
 
 __all__ = ["REPORT_FILE", "report_data", "render", "write_report"]
