@@ -9,29 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from typing import Any, Sequence
 
 from . import __version__
 from .errors import AutobsError, ConfigError
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr)?\s*$", re.IGNORECASE)
-_SECONDS_PER_UNIT = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600}
-
-
-def parse_duration(text: str) -> float:
-    """``"90"``, ``"90s"``, ``"10m"``, ``"1.5h"`` → seconds.
-
-    Raises:
-        ConfigError: not a positive duration.
-    """
-    match = _DURATION.match(str(text))
-    seconds = float(match.group(1)) * _SECONDS_PER_UNIT[(match.group(2) or "").lower() or None] if match else 0
-    if not seconds > 0:
-        raise ConfigError(f"budget {text!r} is not a positive duration. Use seconds or a unit: 90s, 10m, 1.5h.")
-    return seconds
-
+from .units import parse_duration
 
 def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
@@ -200,7 +183,8 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     try:
         rec = tune(task, budget=args.budget, device=args.device, memory_limit=args.memory_limit, out=out,
                    fresh=args.fresh, target=args.target, space=args.space, sampler=args.sampler, seed=args.seed,
-                   ray_address=args.ray_address, resume_command=_rerun_command(out))
+                   ray_address=args.ray_address, trial_timeout=args.trial_timeout,
+                   resume_command=_rerun_command(out))
     except KeyboardInterrupt:
         print(f"interrupted: the finished stages are saved in {out}. Continue with: {_rerun_command(out)}",
               file=sys.stderr)
@@ -264,6 +248,7 @@ def _tune_locked(task, out, args: argparse.Namespace) -> int:
         budget_s=parse_duration(args.budget) if args.budget else None,
         trial_samples=args.trial_samples, sampler=args.sampler, seed=args.seed, device=args.device,
         gpus_per_trial=args.gpus_per_trial, ray_address=args.ray_address, resume=args.resume,
+        trial_timeout_s=parse_duration(args.trial_timeout, "trial time limit"),
         resume_command=_rerun_command(out, "--resume"), **anchors,
     )
     if args.json:
@@ -347,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument("--space", help="search space: a YAML file or default/sgd/adamw (default: by optimizer)")
     recommend.add_argument("--sampler", default="tpe", help="Optuna sampler: tpe, gp, cmaes or random (default tpe)")
     recommend.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one")
+    recommend.add_argument("--trial-timeout", default="5m",
+                       help="end a search trial that makes no progress for this long, e.g. 10m (default 5m)")
     recommend.add_argument("--fresh", action="store_true", help="redo every stage instead of reusing the run directory")
     _option(recommend, "seed", "out", "json")
     recommend.set_defaults(run=_cmd_recommend)
@@ -366,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--memory-limit", help="memory limit of the probe run when memory.json is missing")
     tune.add_argument("--gpus-per-trial", type=float, default=1.0, help="GPUs per trial: 1 or a fraction (default 1)")
     tune.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one")
+    tune.add_argument("--trial-timeout", default="5m",
+                       help="end a search trial that makes no progress for this long, e.g. 10m (default 5m)")
     tune.add_argument("--resume", action="store_true", help="continue the search recorded in the run directory")
     tune.add_argument("--fresh", action="store_true", help="discard a recorded search and start over")
     _option(tune, "device", "seed", "out", "json")

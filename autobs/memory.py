@@ -36,7 +36,6 @@ import ctypes.util
 import functools
 import gc
 import math
-import re
 import resource
 import sys
 import weakref
@@ -48,6 +47,7 @@ import torch
 from .errors import AutobsError, ConfigError
 from .task import ItemData, Task
 from .training import TIMING_SKIP_STEPS, TrainConfig, resolve_device, train
+from .units import parse_bytes
 
 HEADROOM = 0.10  # DESIGN: keep 10% free for fragmentation, longer batches and whatever else runs
 DEFAULT_CPU_SHARE = 0.5  # of the RAM available now: the rest stays for the data, the OS and other work
@@ -91,26 +91,6 @@ def is_oom(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
-
-
-_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-
-
-def parse_bytes(value: int | float | str) -> int:
-    """``"8GiB"``, ``"512MB"``, ``"2e9"`` or a number of bytes → bytes.
-
-    Raises:
-        ConfigError: not a positive size.
-    """
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number, unit = float(value), ""
-    else:
-        match = re.fullmatch(r"\s*([0-9.]+(?:e[0-9]+)?)\s*([a-zA-Z]*)\s*", str(value))
-        number, unit = (float(match.group(1)), match.group(2).lower()) if match else (0.0, "?")
-    if unit not in _UNITS or not number > 0:
-        raise ConfigError(f"memory limit {value!r} is not a positive size. Use bytes or a unit: 512MiB, 8GiB, 16GB.")
-    return int(number * _UNITS[unit])
 
 
 def available_cpu_bytes() -> int:

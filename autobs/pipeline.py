@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import ConfigError
+from .search import TRIAL_TIMEOUT_S
+from .units import parse_bytes, parse_duration
 
 DEFAULT_BUDGET_S = 300.0  # the README example (digits, 2 CPU cores) finishes in about this
 RANGE_SHARE = 0.15
@@ -235,6 +237,7 @@ def tune(
     sampler: str = "tpe",
     seed: int = 0,
     ray_address: str | None = None,
+    trial_timeout: float | str = TRIAL_TIMEOUT_S,
     progress: bool = True,
     resume_command: str | None = None,
 ) -> Recommendation:
@@ -250,11 +253,11 @@ def tune(
         target: the validation metric to reach; default: the rule in ``autobs.scaling.choose_target``.
         space: search space name or YAML path; default by the task's optimizer.
         sampler, seed, ray_address: as for ``autobs tune``.
+        trial_timeout: a search trial with no progress for this long is ended as hung (default 5 minutes).
 
     Raises:
         AutobsError: a bad task, setting or run directory; a search that cannot go on.
     """
-    from .cli import parse_duration
     from .noise import MICRO_BATCHES, noise_scale
     from .report import REPORT_FILE, write_report
     from .rundir import locked, read_json, run_dir, write_json
@@ -265,14 +268,11 @@ def tune(
     from .training import resolve_device
 
     began = time.time()
-    budget_s = parse_duration(budget) if isinstance(budget, str) else float(budget)
-    if not budget_s > 0:
-        raise ConfigError(f"budget must be positive; got {budget!r}.")
+    budget_s = parse_duration(budget)
+    trial_timeout_s = parse_duration(trial_timeout, "trial time limit")
     if target is not None and not (isinstance(target, (int, float)) and math.isfinite(target)):
         raise ConfigError(f"target must be a finite number; got {target!r}.")
     if memory_limit is not None:
-        from .memory import parse_bytes
-
         parse_bytes(memory_limit)  # a bad limit fails now, before any stage runs
     from .search import make_sampler
 
@@ -346,7 +346,7 @@ def tune(
             result = run_search(
                 task, search_space, out=out, trials=None, budget_s=search_s, max_batch_size=max_batch_size,
                 lr_at=lr_at_from(lr_range), sampler=sampler, seed=seed, device=device, ray_address=ray_address,
-                resume=(out / TRIALS_FILE).exists(), stratify=True, progress=progress,
+                resume=(out / TRIALS_FILE).exists(), stratify=True, trial_timeout_s=trial_timeout_s, progress=progress,
                 resume_command=resume_command,
             )
             trials = result.trials

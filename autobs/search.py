@@ -7,7 +7,8 @@ ones early. Public entry: ``run_search``.
 - What the sampler is told: a finished trial's final metric; a diverged trial (NaN/inf loss) the metric
   of the untrained model, a bad result it learns from; an out-of-memory trial fails (Optuna ignores
   failed trials) and the space shrinks below its batch size, so that region is not proposed again; any
-  other exception fails the trial, its traceback saved.
+  other exception fails the trial, its traceback saved; a trial that makes no progress (no optimizer step,
+  no evaluation) for ``trial_timeout_s`` is hung: its worker process is ended and the trial recorded ``hung``.
 - Every trial's record (config, status, validation curve, step time) goes to ``trials.json`` in the run
   directory, rewritten atomically as each trial ends: steps-to-target can be read later for any target,
   and nothing finished is lost when the driver dies.
@@ -34,8 +35,9 @@ from .space import ResolvedSpace, SearchSpace
 
 TRIALS_FILE = "trials.json"
 SAMPLERS = ("tpe", "gp", "cmaes", "random")
-STATUSES = ("completed", "stopped", "diverged", "oom", "failed")  # stopped: by ASHA or the time budget
+STATUSES = ("completed", "stopped", "diverged", "oom", "failed", "hung")  # stopped: by ASHA or the time budget
 MAX_FAILURES_IN_ROW = 5
+TRIAL_TIMEOUT_S = 300.0  # a trial with no optimizer step and no evaluation for this long is hung (see _Watchdog)
 TRIAL_CAP = 500  # trials=None: as many as the time budget allows; this only stops a runaway count
 ASHA_REDUCTION = 3  # ASHA's η: keep the best third at each rung (Li et al. 2020 use 3 or 4)
 ASHA_RUNGS = 2  # grace period = trial_samples / η^RUNGS: rungs at 11% and 33% of a trial. One rung
@@ -90,7 +92,54 @@ def _finite(x) -> bool:
 # The trial: runs in a Ray worker process
 
 
-def _trial(config: dict, *, task_ref: Any, trial_samples: int, device: str, seed: int) -> None:
+class _Watchdog:
+    """Ends the trial's worker process when the trial makes no progress for ``trial_timeout_s`` seconds.
+
+    A hang (a deadlocked data loader, a collective that never returns, a kernel stuck on a bad device)
+    never reports, so nothing the driver sees tells Ray to stop it, and without a time budget the search
+    would wait forever. A thread cannot be stopped from outside, and a hang in C code never returns to
+    Python to see an exception, so the watchdog ends the process (``os._exit``). Ray then reports the
+    trial's actor as dead, the driver records the trial ``hung`` (``_Recorder.end``) and the search goes
+    on in a fresh worker. Progress is any optimizer step or evaluation, so the limit bounds the silence,
+    not the trial's length: a slow trial that keeps stepping is never stopped."""
+
+    def __init__(self, timeout_s: float):
+        import threading
+
+        self.timeout_s, self.last = timeout_s, time.monotonic()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="autobs-watchdog", daemon=True)
+        self.thread.start()
+
+    def progress(self, *_) -> None:
+        self.last = time.monotonic()
+
+    def stop(self) -> None:  # the worker is reused for the next trial: this trial's watch ends here
+        self.done.set()
+
+    def _watch(self) -> None:
+        while not self.done.wait(min(1.0, self.timeout_s / 10)):
+            if time.monotonic() - self.last > self.timeout_s:
+                print(f"autobs: no progress for {self.timeout_s:.0f} s: ending this hung trial's worker",
+                      file=sys.stderr, flush=True)
+                os._exit(HUNG_EXIT_CODE)
+
+
+HUNG_EXIT_CODE = 75
+
+
+def _trial(config: dict, *, task_ref: Any, trial_samples: int, device: str, seed: int,
+           timeout_s: float = TRIAL_TIMEOUT_S) -> None:
+    watchdog = _Watchdog(timeout_s)
+    try:
+        _train_trial(config, task_ref=task_ref, trial_samples=trial_samples, device=device, seed=seed,
+                     watchdog=watchdog)
+    finally:
+        watchdog.stop()
+
+
+def _train_trial(config: dict, *, task_ref: Any, trial_samples: int, device: str, seed: int,
+                 watchdog: _Watchdog) -> None:
     import torch
     from ray import tune
 
@@ -108,6 +157,7 @@ def _trial(config: dict, *, task_ref: Any, trial_samples: int, device: str, seed
     began = time.perf_counter()  # the time inside training (and its evaluations), for the overhead share
 
     def report(point) -> None:
+        watchdog.progress()
         if point.step == 0:
             untrained[0] = point.metric
         if point.step >= total_steps:
@@ -118,7 +168,7 @@ def _trial(config: dict, *, task_ref: Any, trial_samples: int, device: str, seed
 
     try:
         result = train(task, train_config, samples=trial_samples, device=device,
-                       seed=seed + config["sampler_number"], callback=report)
+                       seed=seed + config["sampler_number"], callback=report, on_step=watchdog.progress)
     except Exception as exc:  # noqa: BLE001 — an OOM is classified; anything else fails the trial as is
         if is_oom(exc):
             raise TrialOutOfMemory(f"batch size {batch_size} ran out of memory: {exc}") from None
@@ -152,10 +202,11 @@ class _Recorder:
     ``trials.json`` as each trial ends."""
 
     def __init__(self, path: Path, header: dict, records: list[dict], space: ResolvedSpace, sampler_info: dict,
-                 progress: bool, total: int):
-        self.path, self.header, self.records = path, header, records
+                 progress: bool, total: int, timeout_s: float = TRIAL_TIMEOUT_S):
+        self.path, self.header, self.records, self.timeout_s = path, header, records, timeout_s
         self.space, self.sampler_info, self.progress, self.total = space, sampler_info, progress, total
         self.live: dict[str, dict] = {}
+        self.heard_at: dict[str, float] = {}  # when each live trial last reported (or started)
         self.failures_in_row = 0
         self.last_error = ""
 
@@ -170,11 +221,13 @@ class _Recorder:
             "status": "running", "val_metric": None, "samples": 0, "steps": 0, "seconds": 0.0, "train_s": 0.0,
             "step_time_s": None, "curve": [], "error": None, "started_at": time.time(),
         }
+        self.heard_at[trial.trial_id] = time.time()
 
     def result(self, trial, result: dict) -> None:
         record = self.live.get(trial.trial_id)
         if record is None:
             return
+        self.heard_at[trial.trial_id] = time.time()
         point = {k: result[k] for k in ("samples", "steps", "seconds")} | {"metric": result["val_metric"]}
         if result.get("final"):
             record.update(final=True, diverged=result["diverged"], step_time_s=result["step_time_s"],
@@ -186,11 +239,17 @@ class _Recorder:
 
     def end(self, trial, error: str | None = None) -> None:
         record = self.live.pop(trial.trial_id, None)
+        silent_s = time.time() - self.heard_at.pop(trial.trial_id, time.time())
         if record is None:
             return
         if error is not None:
-            record["status"] = "oom" if "TrialOutOfMemory" in error else "failed"
-            record["error"] = error
+            # A worker that died after at least the time limit of silence was ended by its _Watchdog (the driver's
+            # silence since the last report is never shorter than the worker's since its last step).
+            hung = _worker_died(error) and silent_s >= 0.9 * self.timeout_s
+            record["status"] = "oom" if "TrialOutOfMemory" in error else "hung" if hung else "failed"
+            record["error"] = (f"the trial made no progress (no optimizer step, no evaluation) for {self.timeout_s:.0f} s, "
+                               f"so its worker was ended; set the limit with --trial-timeout. Ray's report:\n{error}"
+                               if hung else error)
             record["val_metric"] = None  # a trial that reported and then crashed is not a result
             self.failures_in_row += 1
             self.last_error = error
@@ -247,6 +306,11 @@ def _recorder_class():
             return self.recorder.failures_in_row >= self.limit
 
     return RecorderCallback, FailureStopper
+
+
+def _worker_died(error: str) -> bool:
+    """Whether Ray's error text says the trial's worker process died (rather than the trial raising)."""
+    return "ActorDiedError" in error or "actor died unexpectedly" in error.lower()
 
 
 def _error_text(trial) -> str:
@@ -352,7 +416,7 @@ def _add_recorded(study, records: list[dict]) -> None:
     for r in records:
         if not r.get("params"):
             continue
-        failed = r["status"] in ("oom", "failed") or not _finite(r["val_metric"])
+        failed = r["status"] in ("oom", "failed", "hung") or not _finite(r["val_metric"])
         study.add_trial(optuna.trial.create_trial(
             state=optuna.trial.TrialState.FAIL if failed else optuna.trial.TrialState.COMPLETE,
             value=None if failed else r["val_metric"],
@@ -400,6 +464,7 @@ def run_search(
     ray_address: str | None = None,
     resume: bool = False,
     max_failures_in_row: int = MAX_FAILURES_IN_ROW,
+    trial_timeout_s: float = TRIAL_TIMEOUT_S,
     first_params: list[dict] | None = None,
     stratify: bool = False,
     asha: bool = True,
@@ -421,7 +486,9 @@ def run_search(
         device: where trials train; with GPUs, one trial per ``gpus_per_trial`` of a GPU.
         ray_address: join this Ray cluster instead of starting a local one.
         resume: continue the search recorded in ``out/trials.json``.
-        max_failures_in_row: stop after this many failed or out-of-memory trials in a row.
+        max_failures_in_row: stop after this many failed, hung or out-of-memory trials in a row.
+        trial_timeout_s: a trial with no optimizer step and no evaluation for this long is ended and
+            recorded ``hung`` (default 300 s).
         first_params: sampler parameters (``log2_batch_size``, ``lr_factor``, ...) of trials to run first,
             such as a known-good config; the sampler proposes the rest.
         stratify: give every batch size of the space the same share of trials (in an order that spreads
@@ -449,6 +516,8 @@ def run_search(
         raise ConfigError(f"trials must be a positive integer; got {trials!r}.")
     if budget_s is not None and not budget_s > 0:
         raise ConfigError(f"the search budget must be positive; got {budget_s!r} s.")
+    if not (isinstance(trial_timeout_s, (int, float)) and trial_timeout_s > 0):
+        raise ConfigError(f"the trial time limit must be a positive number of seconds; got {trial_timeout_s!r}.")
     if not 0 < gpus_per_trial <= 1 and not (gpus_per_trial >= 1 and float(gpus_per_trial).is_integer()):
         raise ConfigError(f"gpus_per_trial must be a fraction in (0, 1] or a whole number; got {gpus_per_trial!r}.")
     make_sampler(sampler, seed)  # an unknown or unavailable sampler fails before anything starts
@@ -514,7 +583,7 @@ def run_search(
     sampler_info = define_by_run.sampler_info
     searcher = OptunaSearch(space=define_by_run, metric="val_metric", mode=mode, sampler=make_sampler(sampler, seed),
                             storage=storage, study_name="autobs")
-    recorder = _Recorder(path, header, records, resolved, sampler_info, progress, trials)
+    recorder = _Recorder(path, header, records, resolved, sampler_info, progress, trials, trial_timeout_s)
     Callback, Stopper = _recorder_class()
     scheduler = FIFOScheduler()
     if asha:
@@ -523,7 +592,7 @@ def run_search(
             grace_period=max(1, trial_samples // ASHA_REDUCTION**ASHA_RUNGS), reduction_factor=ASHA_REDUCTION)
     task_ref = str(task.path) if task.path is not None else task
     trainable = tune.with_parameters(_trial, task_ref=task_ref, trial_samples=trial_samples,
-                                     device="cuda" if num_gpus else str(dev), seed=seed)
+                                     device="cuda" if num_gpus else str(dev), seed=seed, timeout_s=trial_timeout_s)
     started = start_ray(ray_address, num_cpus, num_gpus)
     began = time.time()
     if budget_s is not None:  # the budget is this call's: Ray's start-up is spent from it
@@ -560,7 +629,7 @@ def run_search(
                           f"Resume with: {again}")
     if recorder.failures_in_row >= max_failures_in_row:
         raise SearchError(
-            f"the search stopped: {recorder.failures_in_row} trials in a row failed or ran out of memory "
+            f"the search stopped: {recorder.failures_in_row} trials in a row failed, hung or ran out of memory "
             f"(finished trials are saved in {path}). The last error:\n{recorder.last_error[-1500:]}"
         )
     if out_of_time:

@@ -139,7 +139,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "reports/memory_probe.md"))
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from autobs.memory import parse_bytes
+    from autobs.units import parse_bytes
 
     if args.worker:
         tool, task_path, room, *rest = args.worker

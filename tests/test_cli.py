@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import autobs
-from autobs.cli import parse_duration
+from autobs.units import parse_duration
 
 from .conftest import GOOD_TASK
 

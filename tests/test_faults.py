@@ -11,8 +11,10 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -43,6 +45,7 @@ def _user_error(done: subprocess.CompletedProcess, words: str) -> None:
     (["--target", "nan"], "finite number"),
     (["--space", "no_such_space"], "no_such_space"),
     (["--sampler", "annealing"], "unknown sampler"),
+    (["--trial-timeout", "0"], "trial time limit '0' is not a positive duration"),
 ])
 def test_bad_settings_are_one_paragraph_errors_before_any_work(tmp_path, args, words):
     done = _recommend("--out", str(tmp_path / "run"), *args)
@@ -133,3 +136,52 @@ def test_autobs_never_unpickles(tmp_path):
         for line in text.splitlines():
             if "torch.load(" in line:
                 assert "weights_only=True" in line, f"{path}: {line}"
+
+
+def _recommend_until(out, line_starts: str, *, also: str = "") -> tuple[str, int]:
+    """Start `autobs recommend` (its own process group), read its progress until a line starts with
+    ``line_starts`` (after ``also`` was seen, if given), then kill -9 the whole group: the driver and any
+    worker it started. Returns the progress read and the group id."""
+    driver = subprocess.Popen([sys.executable, "-m", "autobs", "recommend", str(DIGITS), "--budget", "2m",
+                               "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    seen = ""
+    try:
+        for line in driver.stderr:
+            seen += line
+            if line.startswith(line_starts) and also in seen:
+                break
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    assert line_starts in seen, seen[-2000:]
+    return seen, driver.pid
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_kill_9_during_the_probe_and_the_range_test_loses_nothing_finished(tmp_path):
+    out = tmp_path / "run"
+    # 1. Killed during the probe: nothing had finished; no stage file, no temporary file, no process left.
+    _, pgid = _recommend_until(out, "probe batch")
+    time.sleep(0.5)
+    assert not _group_alive(pgid)
+    assert [p.name for p in out.iterdir() if p.name != ".lock"] == []
+    # 2. Rerun: the probe starts over and finishes; killed again during the range test.
+    seen, _ = _recommend_until(out, "lr range test at batch", also="LR range test: measuring")
+    assert "memory probe: measuring" in seen
+    memory = (out / "memory.json").read_text()
+    assert json.loads(memory)["max_batch_size"] > 0
+    assert not (out / "lr_range.json").exists()
+    # 3. Rerun: the finished probe is reused as it was, and the range test is measured and saved.
+    seen, _ = _recommend_until(out, "noise scale: ")
+    assert "memory probe: reused" in seen and "LR range test: measuring" in seen
+    assert (out / "memory.json").read_text() == memory
+    assert json.loads((out / "lr_range.json").read_text())["suggestions"]
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]

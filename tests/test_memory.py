@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import autobs
-from autobs.memory import _run_probe, is_oom, parse_bytes
+from autobs.memory import _run_probe, is_oom
+from autobs.units import parse_bytes
 
 from .conftest import EXAMPLES, ROOT
 

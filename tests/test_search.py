@@ -176,6 +176,44 @@ def test_trial_that_reported_and_then_crashed_is_failed_not_complete(tmp_path):
     assert result.best is None  # nothing counted as complete
 
 
+# A model whose training step at batch size 32 blocks forever in C code (a deadlock: no exception can
+# reach it), and trains at every other size.
+HANGS_TASK = """
+import threading
+import torch
+
+class Hangs(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        if self.training and x.shape[0] == 32:
+            threading.Event().wait()
+        return self.linear(x)
+
+def model():
+    return Hangs()
+
+def train_data():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(800, 4, generator=g)
+    return x, (x[:, 0] + x[:, 1] > 0).long()
+"""
+
+
+def test_hung_trial_is_ended_after_the_time_limit_and_the_search_goes_on(tmp_path):
+    task = autobs.load_task(write(tmp_path, "hangs.py", HANGS_TASK))
+    space = load_space(write(tmp_path, "space.yaml", SMALL_SPACE.replace("low: 16, high: 128", "low: 16, high: 32")))
+    order = [{"log2_batch_size": k, "lr_factor": 0.2, "warmup_fraction": 0.0, "schedule": "constant"} for k in (5, 4)]
+    result = run_search(task, space, out=tmp_path, trials=2, trial_samples=1600, first_params=order,
+                        trial_timeout_s=4, asha=False, progress=False)  # without the limit: never returns
+    by_size = {t["config"]["batch_size"]: t for t in result.trials}
+    assert by_size[32]["status"] == "hung" and "no progress" in by_size[32]["error"]
+    assert by_size[32]["val_metric"] is None
+    assert by_size[16]["status"] == "completed"  # the search went on in a fresh worker
+
+
 def test_failures_in_a_row_stop_the_search_with_a_message(tmp_path):
     task = autobs.load_task(write(tmp_path, "faulty.py", FAULTY_TASK))
     space = load_space(write(tmp_path, "space.yaml", SMALL_SPACE.replace("low: 16, high: 128", "low: 32, high: 32")))
