@@ -82,11 +82,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_probe(args: argparse.Namespace) -> int:
     from .memory import probe_memory
-    from .rundir import run_dir, write_json
+    from .rundir import read_stage, run_dir, write_json
     from .task import load_task
 
     task = load_task(args.model)
     out = run_dir(task.name, args.out)  # checked before the work starts
+    read_stage(out / "memory.json", task)  # refuses, before the work, to overwrite another task's result
     result = probe_memory(task, device=args.device, memory_limit=args.memory_limit, headroom=args.headroom,
                           bf16=args.bf16, progress=True)
     path = write_json(out / "memory.json", {"task": task.describe(), **result.to_dict()})
@@ -113,7 +114,8 @@ def _cmd_lr_find(args: argparse.Namespace) -> int:
 
     task = load_task(args.model)
     out = run_dir(task.name, args.out)
-    memory = read_stage(out / "memory.json", task.fingerprint)  # `autobs probe` before: its ceiling bounds
+    read_stage(out / "lr_range.json", task)  # refuses, before the work, to overwrite another task's result
+    memory = read_stage(out / "memory.json", task)  # `autobs probe` before: its ceiling bounds
     max_batch_size = memory["max_batch_size"] if memory else None
     result = lr_range_test(task, args.batch_size, max_batch_size=max_batch_size, device=args.device,
                            seed=args.seed, progress=True)
@@ -138,10 +140,11 @@ def _cmd_noise(args: argparse.Namespace) -> int:
 
     task = load_task(args.model)
     out = run_dir(task.name, args.out)
+    read_stage(out / "noise.json", task)  # refuses, before the work, to overwrite another task's result
     _, big = measurement_batch_sizes(task, args.small_batch)
     lr = args.lr
     if lr is None:  # the range test's suggestion at the big batch: from `autobs lr-find`, else measured now
-        saved = read_stage(out / "lr_range.json", task.fingerprint)
+        saved = read_stage(out / "lr_range.json", task)
         if saved:
             suggestions = {int(b): v for b, v in saved["suggestions"].items()}
             lr = lr_at(suggestions, saved["lr_scaling_exponent"], big)

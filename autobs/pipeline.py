@@ -106,25 +106,12 @@ def _progress(message: str) -> None:
 
 
 def _cached(path: Path, task, settings: dict) -> dict | None:
-    """The stage's saved result if it belongs to this task and these settings (``--fresh`` deletes them first).
+    """The stage's saved result if it belongs to this task (``read_stage`` refuses another's) and was made
+    with these settings (``--fresh`` deletes them first)."""
+    from .rundir import read_stage
 
-    Raises:
-        ConfigError: the file is damaged, or was written for another task (or an earlier version of this
-            task file): autobs never overwrites such a file unasked.
-    """
-    from .rundir import read_json
-
-    if not path.exists():
-        return None
-    saved = read_json(path)
-    owner = saved.get("task") if isinstance(saved.get("task"), dict) else {}
-    if owner.get("fingerprint") != task.fingerprint:
-        raise ConfigError(
-            f"{path} holds results for another task ({owner.get('name', '?')}, fingerprint "
-            f"{owner.get('fingerprint', '?')}; this one is {task.name}, {task.fingerprint}): the task file changed "
-            "or the directory belongs to another model. autobs does not overwrite it. Fix: use another --out, "
-            "or --fresh to redo every stage in this directory.")
-    if saved.get("settings", settings) != settings:
+    saved = read_stage(path, task)
+    if saved is None or saved.get("settings", settings) != settings:
         return None
     return saved
 

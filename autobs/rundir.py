@@ -115,15 +115,24 @@ def read_json(path: Path) -> dict:
     return data
 
 
-def read_stage(path: Path, fingerprint: str) -> dict | None:
-    """A stage's saved JSON if it exists and belongs to the task with ``fingerprint``; else None.
+def read_stage(path: Path, task) -> dict | None:
+    """A stage's saved JSON if it exists (None if not), checked to belong to ``task``.
+
+    Every command that reads or writes a stage file goes through this first, so none of them overwrites
+    or builds on results of another model.
 
     Raises:
-        ConfigError: the file exists but is damaged.
+        ConfigError: the file is damaged, or was written for another task (or an earlier version of this
+            task file): autobs never overwrites such a file unasked.
     """
     if not path.exists():
         return None
-    data = read_json(path)
-    if not isinstance(data.get("task"), dict) or data["task"].get("fingerprint") != fingerprint:
-        return None
-    return data
+    saved = read_json(path)
+    owner = saved.get("task") if isinstance(saved.get("task"), dict) else {}
+    if owner.get("fingerprint") != task.fingerprint:
+        raise ConfigError(
+            f"{path} holds results for another task ({owner.get('name', '?')}, fingerprint "
+            f"{owner.get('fingerprint', '?')}; this one is {task.name}, {task.fingerprint}): the task file changed "
+            "or the directory belongs to another model. autobs does not overwrite it. Fix: use another --out, "
+            "or `autobs recommend --fresh` to redo every stage in this directory.")
+    return saved

@@ -393,6 +393,11 @@ def start_ray(address: str | None, num_cpus: int, num_gpus: int) -> bool:
         return False
     if address:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
+        if not _token_auth_enabled():
+            print(f"warning: joined the Ray cluster at {address} without authentication: anyone who can reach its "
+                  "ports can run code on its machines and read what autobs sends there (the task file, its data). "
+                  "Turn on Ray's token authentication on the cluster and here (RAY_AUTH_MODE=token; "
+                  "https://docs.ray.io/en/latest/ray-security/token-auth.html).", file=sys.stderr, flush=True)
         return True
     # Ray resolves "127.0.0.1" given as the node address to the machine's outward IP, and its servers then
     # listen there. In the mode Ray uses on macOS/Windows (no multi-node cluster) the node address is the
@@ -406,6 +411,15 @@ def start_ray(address: str | None, num_cpus: int, num_gpus: int) -> bool:
     ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
     return True
+
+
+def _token_auth_enabled() -> bool:
+    """Whether this process talks to Ray with token authentication (Ray >= 2.52 has it; older Ray has none)."""
+    try:
+        from ray._private.authentication.authentication_utils import is_token_auth_enabled
+    except ImportError:
+        return False
+    return is_token_auth_enabled()
 
 
 def _add_recorded(study, records: list[dict]) -> None:

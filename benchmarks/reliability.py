@@ -28,34 +28,39 @@ CATEGORIES = {
     "Bad search spaces": (
         "SearchSpaceError naming file, key and line",
         ["tests/test_search.py::test_bad_space_file_names_file_key_and_line"]),
-    "Bad settings (budget, device, memory limit, target, sampler, space)": (
+    "Bad settings (budget, device, memory limit, target, sampler, space, trial time limit)": (
         "one-paragraph error, exit 2, no traceback, before any stage runs",
         ["tests/test_faults.py::test_bad_settings_are_one_paragraph_errors_before_any_work",
          "tests/test_pipeline.py::test_too_small_a_budget_is_a_clear_error"]),
-    "Trials that raise, diverge, run out of memory, report then crash; failures in a row": (
+    "Trials that raise, diverge, run out of memory, hang, report then crash; failures in a row": (
         "recorded with the right status, the search goes on; N in a row stop it with a message",
         ["tests/test_search.py::test_search_records_completed_diverged_oom_and_failed_trials_and_goes_on",
+         "tests/test_search.py::test_hung_trial_is_ended_after_the_time_limit_and_the_search_goes_on",
          "tests/test_search.py::test_trial_that_reported_and_then_crashed_is_failed_not_complete",
          "tests/test_search.py::test_failures_in_a_row_stop_the_search_with_a_message"]),
-    "Driver interrupted or killed (-9), then rerun": (
-        "finished stages and trials kept, none rerun, the trial count never exceeded",
-        ["tests/test_search.py::test_tune_cli_resumes_after_kill_9_without_losing_or_rerunning_trials",
+    "Driver interrupted or killed (-9) in the probe, the range test or the search, then rerun": (
+        "finished stages and trials kept, none rerun, the trial count never exceeded; no process left",
+        ["tests/test_faults.py::test_kill_9_during_the_probe_and_the_range_test_loses_nothing_finished",
+         "tests/test_search.py::test_tune_cli_resumes_after_kill_9_without_losing_or_rerunning_trials",
          "tests/test_pipeline.py::test_interrupted_run_resumes_without_redoing_finished_stages"]),
-    "Damaged or foreign run directory": (
+    "Damaged or foreign run directory (recommend, probe, lr-find, noise)": (
         "detected and reported, never silently overwritten; other results survive",
         ["tests/test_faults.py::test_damaged_stage_file_is_reported_and_left_as_it_is",
          "tests/test_faults.py::test_stage_file_of_another_task_is_refused_not_overwritten"]),
-    "Unwritable, full or symlinked output directory": (
-        "clear error before work; no partial file; the old file kept; a symlink not followed",
-        ["tests/test_faults.py::test_unwritable_run_directory_is_refused_before_work",
+    "Unwritable, full or symlinked output directory; its permissions": (
+        "clear error before work; no partial file; the old file kept; a symlink not followed; created 0o700",
+        ["tests/test_memory.py::test_cli_probe_json_has_the_design_keys",
+         "tests/test_faults.py::test_unwritable_run_directory_is_refused_before_work",
          "tests/test_faults.py::test_full_disk_leaves_the_old_file_and_no_partial_file",
          "tests/test_faults.py::test_run_directory_given_as_a_symlink_is_refused"]),
     "Two processes on one run directory": (
         "the second refused with the holder's pid; the lock freed when the holder dies",
         ["tests/test_pipeline.py::test_a_second_process_on_the_same_run_directory_is_refused"]),
-    "Ray started by autobs": (
-        "nothing listens on a non-loopback address; no dashboard (port 8265)",
-        ["tests/test_search.py::test_local_ray_listens_on_loopback_only_and_has_no_dashboard"]),
+    "Ray: started by autobs, or a cluster joined": (
+        "nothing listens on a non-loopback address; no dashboard (port 8265); joining a cluster without "
+        "authentication warns",
+        ["tests/test_search.py::test_local_ray_listens_on_loopback_only_and_has_no_dashboard",
+         "tests/test_search.py::test_joining_a_ray_cluster_without_authentication_warns"]),
     "Unpickling": (
         "no pickle.load, no Ray restore, torch.load only with weights_only=True",
         ["tests/test_faults.py::test_autobs_never_unpickles"]),
@@ -107,9 +112,6 @@ def main() -> None:
         "|---|---|---:|---:|---:|---:|---|",
         *rows,
         f"| **all** | | **{total['cases']}** | **{total['passed']}** | **{total['failed']}** | **{total['skipped']}** | |",
-        "",
-        "Not covered yet (issue 9): a trial that hangs past a time limit; `kill -9` during the probe and the range "
-        "test as separate cases; a warning when joining a remote Ray cluster without authentication.",
     ]
     (ROOT / "reports/reliability.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

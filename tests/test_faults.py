@@ -82,17 +82,21 @@ def test_damaged_stage_file_is_reported_and_left_as_it_is(finished, tmp_path, da
     assert (out / "lr_range.json").read_text() == (finished / "lr_range.json").read_text()  # the rest survives
 
 
-def test_stage_file_of_another_task_is_refused_not_overwritten(finished, tmp_path):
+@pytest.mark.parametrize("command,name", [("recommend", "memory.json"), ("probe", "memory.json"),
+                                          ("lr-find", "lr_range.json"), ("noise", "noise.json")])
+def test_stage_file_of_another_task_is_refused_not_overwritten(finished, tmp_path, command, name):
     out = tmp_path / "run"
     out.mkdir(mode=0o700)
-    foreign = json.loads((finished / "memory.json").read_text())
+    foreign = json.loads((finished / name).read_text()) if (finished / name).exists() else {"task": {}}
     foreign["task"] = {**foreign["task"], "name": "other_model", "fingerprint": "0123456789abcdef"}
-    write_json(out / "memory.json", foreign)
-    before = (out / "memory.json").read_text()
-    done = _recommend("--out", str(out))
+    write_json(out / name, foreign)
+    before = (out / name).read_text()
+    done = subprocess.run([sys.executable, "-m", "autobs", command, str(DIGITS), "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
     _user_error(done, "holds results for another task (other_model")
     assert "--fresh" in done.stderr
-    assert (out / "memory.json").read_text() == before
+    assert (out / name).read_text() == before
+    assert "probe batch" not in done.stderr and "lr range test at" not in done.stderr  # refused before work
 
 
 def test_unwritable_run_directory_is_refused_before_work(tmp_path, monkeypatch):

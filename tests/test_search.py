@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -238,6 +239,36 @@ def test_local_ray_listens_on_loopback_only_and_has_no_dashboard():
         assert all(a.port != 8265 for a in listening)  # ... and the dashboard is not
     finally:
         ray.shutdown()
+
+
+def test_joining_a_ray_cluster_without_authentication_warns(tmp_path):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "HOME": str(tmp_path), "RAY_AUTH_MODE": "disabled"}  # no token anywhere
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    # --block keeps the head's processes in one process group of their own, stopped below without
+    # touching any other Ray on this machine (`ray stop` would stop them all).
+    head = subprocess.Popen([ray_cli, "start", "--head", "--block", f"--port={port}", "--num-cpus=1",
+                             "--include-dashboard=false", "--node-ip-address=127.0.0.1"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        env.pop("RAY_AUTH_MODE")
+        joined = subprocess.run([sys.executable, "-c", (
+            "import sys, time, ray; from autobs.search import start_ray\n"
+            "for _ in range(60):\n"  # until the head is up
+            "    try:\n        start_ray(sys.argv[1], 1, 0); break\n"
+            "    except ConnectionError:\n        time.sleep(1)\n"
+            "print(len(ray.nodes())); ray.shutdown()"), f"127.0.0.1:{port}"],
+            env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
+    assert joined.returncode == 0 and joined.stdout.strip() == "1", joined.stderr[-2000:]
+    assert f"joined the Ray cluster at 127.0.0.1:{port} without authentication" in joined.stderr
+    assert "RAY_AUTH_MODE=token" in joined.stderr  # and how to turn it on
 
 
 def test_tune_cli_resumes_after_kill_9_without_losing_or_rerunning_trials(tmp_path):
