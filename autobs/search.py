@@ -385,12 +385,14 @@ def make_sampler(name: str, seed: int):
 
 
 def start_ray(address: str | None, num_cpus: int, num_gpus: int) -> bool:
-    """Start a local Ray (dashboard off, every server on the loopback address) or join ``address``.
+    """Start a local Ray (dashboard off, every server on the loopback address) or join ``address`` (default:
+    ``RAY_ADDRESS`` from the environment, if set).
     Returns whether this call started Ray (and so should shut it down)."""
     import ray
 
     if ray.is_initialized():
         return False
+    address = address or os.environ.get("RAY_ADDRESS")  # Ray's own convention for "join this cluster"
     if address:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
         if not _token_auth_enabled():
@@ -408,7 +410,9 @@ def start_ray(address: str | None, num_cpus: int, num_gpus: int) -> bool:
     from ray._private import ray_constants
 
     ray_constants.ENABLE_RAY_CLUSTER = False
-    ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=False,
+    # address="local": a Ray of our own even when another runs on this machine (or a killed one left its
+    # address in /tmp/ray): without it ray.init joins that one and refuses num_cpus.
+    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
     return True
 

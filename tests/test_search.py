@@ -269,6 +269,16 @@ def test_joining_a_ray_cluster_without_authentication_warns(tmp_path):
     assert joined.returncode == 0 and joined.stdout.strip() == "1", joined.stderr[-2000:]
     assert f"joined the Ray cluster at 127.0.0.1:{port} without authentication" in joined.stderr
     assert "RAY_AUTH_MODE=token" in joined.stderr  # and how to turn it on
+    # The killed head left its address behind (/tmp/ray/ray_current_cluster): a local search still starts
+    # a Ray of its own instead of joining that address.
+    local = subprocess.run([sys.executable, "-c", (
+        "import ray; from autobs.search import start_ray\n"
+        "assert start_ray(None, 1, 0); print(ray.cluster_resources()['CPU']); ray.shutdown()")],
+        env={k: v for k, v in env.items() if k != "RAY_ADDRESS"}, capture_output=True, text=True, timeout=120)
+    stale = Path("/tmp/ray/ray_current_cluster")
+    if stale.exists() and stale.read_text().strip().endswith(f":{port}"):
+        stale.unlink()  # leave no trace of the killed head for other programs on this machine
+    assert local.returncode == 0 and local.stdout.strip() == "1.0", local.stderr[-2000:]
 
 
 def test_tune_cli_resumes_after_kill_9_without_losing_or_rerunning_trials(tmp_path):
