@@ -79,6 +79,15 @@ def main() -> None:
     overhead = 1 - inside / (wall * parallel)
     startup = min(t["started_at"] for t in result.trials) - began_epoch  # Ray start to the first trial
     steady = 1 - inside / ((wall - startup) * parallel)
+    # Where the rest goes. Warm-up: a fresh worker's first trial, from its start to its first training step
+    # (importing torch and autobs, loading the task: the user's own imports and data). Tail: cores left
+    # idle after the last trial started, because no trial was left to run (the trial count is reached).
+    first = sorted(result.trials, key=lambda t: t["started_at"])[:parallel]
+    warmup = sum(t["wall_s"] - t["train_s"] for t in first)
+    ends = [t["started_at"] + t["wall_s"] for t in result.trials]
+    last_start, last_end = max(t["started_at"] for t in result.trials), max(ends)
+    running = [e for e in ends if e >= last_start]
+    tail = sum(last_end - e for e in running) + (parallel - len(running)) * (last_end - last_start)
     best = result.best
     steps, best_regret = score_config(task, best["config"], oracle) if best else (float("inf"), float("inf"))
     counts = {s: sum(t["status"] == s for t in result.trials) for s in ("completed", "stopped", "diverged", "oom", "failed")}
@@ -92,14 +101,16 @@ def main() -> None:
         f"Task: `{task.name}`, search space `{space_name}.yaml`, TPE, ASHA on samples, {parallel} trials in parallel "
         f"(one core each), each trial up to {trial_samples} samples (≈{args.trial_seconds:g} s at batch {mid} on one core).",
         "",
-        "| trials | statuses | wall s | start-up s | inside training s (sum) | overhead share | after start-up | best config | steps to target | regret |",
-        "|---:|---|---:|---:|---:|---:|---:|---|---:|---:|",
-        f"| {len(result.trials)} | {', '.join(f'{n} {s}' for s, n in counts.items() if n)} | {wall:.1f} | {startup:.1f} | {inside:.1f} | "
-        f"{overhead:.1%} | {steady:.1%} | batch {c.get('batch_size')}, lr {c.get('lr', float('nan')):.3g}, {c.get('schedule')}, "
+        "| trials | statuses | wall s | start-up s | worker warm-up core-s | tail idle core-s | inside training s (sum) | overhead share | after start-up | best config | steps to target | regret |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+        f"| {len(result.trials)} | {', '.join(f'{n} {s}' for s, n in counts.items() if n)} | {wall:.1f} | {startup:.1f} | "
+        f"{warmup:.1f} | {tail:.1f} | {inside:.1f} | {overhead:.1%} | {steady:.1%} | batch {c.get('batch_size')}, lr {c.get('lr', float('nan')):.3g}, {c.get('schedule')}, "
         f"warmup {c.get('warmup_fraction', 0):.0%} | {steps:g} | {best_regret:.2f} |",
         "",
         f"Overhead share = 1 − inside / (wall × {parallel}); start-up = from the call to the first trial's start "
-        "(Ray and its workers starting); 'after start-up' leaves it out. Regret: the best config retrained with seeds "
+        "(imports, `ray.init`, Ray Tune's set-up); 'after start-up' leaves it out. Worker warm-up: the first trial on "
+        "each worker, from its start to its first step (the worker imports torch and autobs and loads the task). Tail "
+        "idle: cores idle after the last trial started, none being left to run. Regret: the best config retrained with seeds "
         f"{SEEDS} for the planned run ({task.epochs} epochs), time-to-target with the oracle's step time at its "
         f"batch size, over the oracle's best ({oracle['best']['time_to_target_s']:.3f} s at batch "
         f"{oracle['best']['batch_size']}, target {oracle['target']}).",
