@@ -510,8 +510,9 @@ def run_search(
         first_params: sampler parameters (``log2_batch_size``, ``lr_factor``, ...) of trials to run first,
             such as a known-good config; the sampler proposes the rest.
         stratify: give every batch size of the space the same share of trials (in an order that spreads
-            them early, so a search cut short still covers the range; the sampler proposes the rest of
-            each config), and run ASHA within each batch size. This is the search the scaling fit needs:
+            them early, so a search cut short still covers the range; the first round runs a default
+            config at each size, ``ResolvedSpace.baseline_params``; the sampler proposes the rest of each
+            later config), and run ASHA within each batch size. This is the search the scaling fit needs:
             its best steps-to-target at every size. Left to itself, a sampler scoring final metrics at a
             fixed data budget settles on the smallest sizes, and ASHA across sizes stops the large ones
             at its first rung, where they have taken few steps.
@@ -592,9 +593,10 @@ def run_search(
     study = optuna.create_study(storage=storage, study_name="autobs", direction="maximize" if mode == "max" else "minimize")
     _add_recorded(study, records)
     queued = list(first_params or [])[len(records):]
-    if stratify:
+    if stratify:  # the first round: a default config at every size (ResolvedSpace.baseline_params says why)
         order = _spread_order([int(math.log2(b)) for b in resolved.batch_sizes])
-        queued += [{"log2_batch_size": order[i % len(order)]} for i in range(len(records), count)]
+        queued += [resolved.baseline_params(order[i]) if i < len(order) else {"log2_batch_size": order[i % len(order)]}
+                   for i in range(len(records), count)]
     for params in queued:
         study.enqueue_trial(params)
     define_by_run = _DefineByRun(resolved)

@@ -152,6 +152,31 @@ class ResolvedSpace:
                 "schedule_params": params}
 
 
+    def baseline_params(self, log2_batch_size: int) -> dict[str, Any]:
+        """The sampler parameters of a default config at batch size ``2**log2_batch_size``: the LR the range
+        test reads there (factor 1; the range's geometric middle when the LR is not anchored), the least
+        warmup the space allows, cosine decay (Loshchilov & Hutter 2017; the first listed schedule if the
+        space has no cosine) with each of its parameters at the middle of its range.
+
+        A stratified search runs it first at every batch size. Why: the sampler's first proposals are
+        random (TPE draws at random until it has history), and when the budget affords one trial per size,
+        a random warmup (up to 30% of the run in adamw.yaml) or schedule decides the recommendation. The
+        default gives every size a comparable, sensible point for the scaling fit, and the recommendation
+        a default to fall back on; later trials search around it."""
+        space = self.space
+        lr = space.lr
+        factor = min(max(1.0, lr.low), lr.high) if self.lr_at else math.sqrt(lr.low * lr.high)
+        schedule = "cosine" if "cosine" in space.schedules else next(iter(space.schedules))
+        params: dict[str, Any] = {"log2_batch_size": log2_batch_size, "lr_factor": factor, "schedule": schedule}
+        if isinstance(space.warmup_fraction, Range) and space.warmup_fraction.low != space.warmup_fraction.high:
+            params["warmup_fraction"] = space.warmup_fraction.low
+        for name, spec in space.schedules[schedule].items():
+            if isinstance(spec, Range) and spec.low != spec.high:
+                mid = math.sqrt(spec.low * spec.high) if spec.log else (spec.low + spec.high) / 2
+                params[f"{schedule}.{name}"] = mid
+        return params
+
+
 def _suggest(trial, name: str, spec: Range | float) -> float:
     if not isinstance(spec, Range):
         return spec

@@ -117,6 +117,10 @@ def test_recommend_cli_end_to_end_on_digits(tmp_path):
     assert rec["report"] and "<svg" in (out / "report.html").read_text()  # the report is written too
     trials = json.loads((out / "trials.json").read_text())["trials"]
     assert len({t["config"]["batch_size"] for t in trials}) >= 3  # the search covered several batch sizes
+    first = {}
+    for t in trials:
+        first.setdefault(t["config"]["batch_size"], t["config"])
+    assert all(c["schedule"] == "cosine" and c["warmup_fraction"] == 0.0 for c in first.values())  # the default first
     assert "joint search done" in done.stderr  # progress on stderr, JSON alone on stdout
 
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
