@@ -106,6 +106,34 @@ def lr_at(suggestions: dict[int, float], alpha: float, batch_size: float) -> flo
     return suggestions[ref] * (batch_size / ref) ** alpha
 
 
+def noise_shaped_lr_at(suggestions: dict[int, float], b_noise: float, power: float, batch_size: float) -> float:
+    """The LR at any batch size from the range tests' level and the noise scale's shape:
+    ``lr(B) = c · (1 + B_noise/B)^-power``, ``c`` the geometric mean of ``suggestion / (1 + B_noise/B)^-power``
+    over the tested sizes (the curve through the suggestions, in log, on average).
+
+    The shape is McCandlish et al. 2018, eq. 2.6 (SGD, power 1: ε_opt(B) = ε_max / (1 + B_noise/B)); for Adam
+    the square-root form (power 0.5), after Malladi et al. 2022's square-root scaling rule. Why not the range
+    tests' own exponent: a sweep is 100 steps from initialisation, where the gradient dwarfs its noise
+    (B_noise is small early and grows as the loss falls; McCandlish et al. sec. 3), so the sweeps read the
+    same LR at every batch size (α = −0.05 ± 0.10 on digits_mlp, where the grid-search oracle's best LRs
+    give 0.38). The noise stage measures B_simple later in a run, where the noise does set the best LR.
+    Measured against the oracle's best LR at the range tests' sizes (digits 16/128/512, char_lm 16/64/121):
+    ratios 0.53–1.12 with this shape, 0.42–3.07 with the range tests' exponent.
+    """
+    def shape(b: float) -> float:
+        return (1 + b_noise / b) ** -power
+
+    level = math.exp(sum(math.log(lr / shape(b)) for b, lr in suggestions.items()) / len(suggestions))
+    return level * shape(batch_size)
+
+
+def noise_power(optimizer) -> float | None:
+    """The power of ``noise_shaped_lr_at`` for the task's optimizer: 1 for SGD, 0.5 for the Adam family,
+    None for others (no rule is known for them; the range tests' exponent is used)."""
+    name = type(optimizer).__name__.lower()
+    return 1.0 if name == "sgd" else 0.5 if name.startswith("adam") else None
+
+
 def default_batch_sizes(task: Task, max_batch_size: int | None = None) -> list[int]:
     """``DEFAULT_POINTS`` powers of two spread evenly (in log) over the batch sizes worth training."""
     n = len(task.train)

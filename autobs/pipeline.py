@@ -167,11 +167,22 @@ def range_stage(task, out: Path, *, max_batch_size: int | None, batch_sizes: lis
     return _stage(out / "lr_range.json", "LR range test", task, settings, progress, sweep)
 
 
-def lr_at_from(lr_range: dict):
-    """``lr_at(B)`` of a saved range test, as a picklable callable (Ray ships it to trial workers)."""
-    from .lr_range import lr_at
+def lr_at_from(lr_range: dict, b_simple: float | None = None, power: float | None = None):
+    """``lr(B)`` as a picklable callable (Ray ships it to trial workers): from the range tests' level and the
+    noise scale's shape when both are known (``noise_shaped_lr_at`` says why), else from the range tests'
+    own exponent."""
+    from .lr_range import lr_at, noise_shaped_lr_at
 
-    return partial(lr_at, {int(b): v for b, v in lr_range["suggestions"].items()}, lr_range["lr_scaling_exponent"])
+    suggestions = {int(b): v for b, v in lr_range["suggestions"].items()}
+    if b_simple is not None and math.isfinite(b_simple) and b_simple > 0 and power is not None:
+        return partial(noise_shaped_lr_at, suggestions, b_simple, power)
+    return partial(lr_at, suggestions, lr_range["lr_scaling_exponent"])
+
+
+def lr_exponent(lr_at_b, batch_sizes) -> float:
+    """The exponent α of the power law through ``lr_at_b`` at the smallest and largest of ``batch_sizes``."""
+    lo, hi = min(batch_sizes), max(batch_sizes)
+    return math.log(lr_at_b(hi) / lr_at_b(lo)) / math.log(hi / lo) if hi > lo else 0.0
 
 
 def _range_batch_sizes(task, max_batch_size: int, step_time, seconds: float) -> list[int]:
@@ -245,6 +256,7 @@ def tune(
     Raises:
         AutobsError: a bad task, setting or run directory; a search that cannot go on.
     """
+    from .lr_range import noise_power, noise_shaped_lr_at
     from .noise import MICRO_BATCHES, noise_scale
     from .report import REPORT_FILE, write_report
     from .rundir import locked, read_json, run_dir, write_json
@@ -317,7 +329,11 @@ def tune(
         if space is None:
             space = default_space_name(optimizer)
         search_space = load_space(space)
-        search_settings = {"device": dev, "seed": seed, "sampler": sampler, "space": search_space.to_dict()["digest"]}
+        power = noise_power(optimizer)
+        lr_anchor = lr_at_from(lr_range, b_simple, power)  # the search's LRs are factors of lr_anchor(B)
+        shaped = lr_anchor.func is noise_shaped_lr_at
+        search_settings = {"device": dev, "seed": seed, "sampler": sampler, "space": search_space.to_dict()["digest"],
+                           "lr_anchor": f"range test × (1 + {b_simple:.4g}/B)^-{power:g}" if shaped else "range test"}
         done = _cached(out / "search.json", task, search_settings)
         if done is None:
             search_s = began + budget_s - time.time() - RESERVE_SHARE * budget_s
@@ -332,7 +348,7 @@ def tune(
                 _progress(f"joint search: {search_space.name} space, {search_s:.0f} s")
             result = run_search(
                 task, search_space, out=out, trials=None, budget_s=search_s, max_batch_size=max_batch_size,
-                lr_at=lr_at_from(lr_range), sampler=sampler, seed=seed, device=device, ray_address=ray_address,
+                lr_at=lr_anchor, sampler=sampler, seed=seed, device=device, ray_address=ray_address,
                 resume=(out / TRIALS_FILE).exists(), stratify=True, trial_timeout_s=trial_timeout_s, progress=progress,
                 resume_command=resume_command,
             )
@@ -349,7 +365,8 @@ def tune(
         scaling = fit_scaling(
             trials, metric=task.metric, higher_is_better=task.higher_is_better, step_time=step_time,
             planned_samples=task.epochs * len(task.train), max_batch_size=max_batch_size, b_simple=b_simple,
-            alpha_prior=lr_range["lr_scaling_exponent"], target=target, seed=seed,
+            alpha_prior=(lr_exponent(lr_anchor, [t["config"]["batch_size"] for t in trials] or [1])
+                         if shaped else lr_range["lr_scaling_exponent"]), target=target, seed=seed,
         )
         _save(out / "scaling.json", task, {"target": target}, scaling.to_dict())
         stage("scaling fit", t)

@@ -409,7 +409,8 @@ def fit_scaling(
         planned_samples: the user's planned run in samples (epochs × training set): the schedule's length.
         max_batch_size: the memory ceiling; no larger batch is recommended.
         b_simple: the noise stage's B_simple, a prior for B_noise.
-        alpha_prior: the range test's LR exponent, a prior for the fitted one.
+        alpha_prior: the LR exponent expected before the search (the range tests and noise scale give it),
+            a prior for the fitted one.
         target: the metric value to reach; default ``choose_target``'s rule.
 
     Raises:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -9,7 +10,13 @@ import torch.nn.functional as F
 
 import autobs
 from autobs.cli import main
-from autobs.lr_range import MIN_POINTS, RangeCurve, _fit_exponent
+from autobs.lr_range import (
+    MIN_POINTS,
+    RangeCurve,
+    _fit_exponent,
+    noise_power,
+    noise_shaped_lr_at,
+)
 
 from .conftest import GOOD_TASK
 
@@ -105,3 +112,21 @@ def test_cli_lr_find_json_and_run_dir(write_task, tmp_path, capsys):
     assert math.isfinite(printed["lr_scaling_exponent"])
     saved = json.loads((out / "lr_range.json").read_text())
     assert saved["suggestions"] == printed["suggestions"] and saved["task"]["fingerprint"]
+
+
+def test_noise_shaped_lr_follows_mccandlish_between_the_two_regimes():
+    """lr(B) ∝ (1 + B_noise/B)^-power through the range tests' level: ∝ B^power well below B_noise, flat
+    well above it, and equal to a lone suggestion at its own batch size."""
+    lr = partial(noise_shaped_lr_at, {64: 0.1}, 1000.0, 1.0)
+    assert lr(64) == pytest.approx(0.1)
+    assert lr(8) / lr(4) == pytest.approx(2.0, rel=0.01)  # B ≪ B_noise: linear scaling
+    assert lr(2**20) / lr(2**19) == pytest.approx(1.0, abs=0.001)  # B ≫ B_noise: no gain from larger B
+    adam = partial(noise_shaped_lr_at, {64: 0.1}, 1000.0, 0.5)
+    assert adam(8) / adam(4) == pytest.approx(2**0.5, rel=0.01)  # square-root scaling for Adam
+    # Several flat suggestions (what 100-step sweeps read): the curve passes through them on average.
+    flat = partial(noise_shaped_lr_at, {16: 0.5, 128: 0.5, 512: 0.5}, 60.0, 1.0)
+    assert flat(16) < 0.5 < flat(512) and flat(128) / flat(16) == pytest.approx((1 + 60 / 16) / (1 + 60 / 128))
+    assert math.prod(flat(b) for b in (16, 128, 512)) == pytest.approx(0.5**3)
+    assert noise_power(torch.optim.SGD([torch.zeros(1)], lr=0.1)) == 1.0
+    assert noise_power(torch.optim.AdamW([torch.zeros(1)], lr=0.1)) == 0.5
+    assert noise_power(torch.optim.RMSprop([torch.zeros(1)], lr=0.1)) is None
