@@ -28,7 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import autobs  # noqa: E402
-from autobs.lr_range import LR_MAX, LR_MIN, SWEEP_STEPS, default_batch_sizes  # noqa: E402
+from autobs.lr_range import (  # noqa: E402
+    LR_MAX, LR_MIN, SWEEP_STEPS, default_batch_sizes, lr_at, noise_power, noise_shaped_lr_at,
+)
+from autobs.noise import measurement_batch_sizes, noise_scale  # noqa: E402
+from autobs.pipeline import lr_exponent  # noqa: E402
 from autobs.task import TensorData  # noqa: E402
 
 EXAMPLES = ["examples/digits_mlp.py", "examples/char_lm.py"]
@@ -92,7 +96,7 @@ def main() -> None:
         "size; ratio = suggestion / oracle's best LR at that batch size (1 is perfect; the oracle's LR grid has "
         "2 points per decade, so ratios within about 1.8x of 1 are indistinguishable from it).",
         "",
-        "| example | batch size | oracle best LR | tool | suggestion | ratio | sweep steps |",
+        "| example | batch size | oracle best LR | tool | suggestion | ratio | training steps |",
         "|---|---:|---:|---|---:|---:|---:|",
     ]
     alpha_rows, ratios = [], {}
@@ -104,7 +108,15 @@ def main() -> None:
         sizes = sorted(set(default_batch_sizes(task)) | {best_b})
         result = autobs.lr_range_test(task, sizes, device="cpu", progress=True)
         curve = next(c for c in result.curves if c.batch_size == best_b)
-        tools = {"autobs": (curve.suggestion, len(curve.lrs)),
+        # What `autobs recommend` centres its search on: the range tests' level, the noise scale's shape.
+        _, big = measurement_batch_sizes(task)
+        noise = noise_scale(task, lr=lr_at(result.suggestions, result.lr_scaling_exponent, big), device="cpu")
+        with torch.random.fork_rng(devices=[]):
+            power = noise_power(task.optimizer(task.model().parameters(), 1e-3))
+        shaped = lambda b: noise_shaped_lr_at(result.suggestions, noise.b_simple, power, b)  # noqa: E731
+        all_steps = sum(len(c.lrs) for c in result.curves) + noise.points[-1].step
+        tools = {"autobs (this size's range test)": (curve.suggestion, len(curve.lrs)),
+                 f"autobs (range tests + noise scale, B_simple {noise.b_simple:.3g})": (shaped(best_b), all_steps),
                  "lightning lr_find": lightning_lr(task, best_b),
                  "torch-lr-finder": torch_lr_finder_lr(task, best_b)}
         for tool, (lr, steps) in tools.items():
@@ -113,9 +125,13 @@ def main() -> None:
             lines.append(f"| {task.name} | {best_b} | {best_lr:.3g} | {tool} | {lr:.3g} | {ratio:.2f} | {steps} |")
             print(f"{task.name} {tool}: {lr:.3g} ({ratio:.2f}x oracle, {steps} steps)", file=sys.stderr)
         rules = ", ".join(f"{name} {lr / best_lr:.2f}x" for name, lr in curve.rules.items())
+        oracle_lr = {r["batch_size"]: r["lr"] for r in oracle["per_batch"] if math.isfinite(r["steps_to_target"])}
+        per_size = "; ".join(f"{b}: {result.suggestions[b] / oracle_lr[b]:.2f}x / {shaped(b) / oracle_lr[b]:.2f}x"
+                             for b in sizes if b in oracle_lr)
         alpha_rows.append(
             f"| {task.name} | {', '.join(map(str, sizes))} | {result.lr_scaling_exponent:.2f} ± "
-            f"{result.lr_scaling_exponent_stderr:.2f} | {oracle_alpha(oracle['per_batch']):.2f} | {rules} |"
+            f"{result.lr_scaling_exponent_stderr:.2f} | {lr_exponent(shaped, sizes):.2f} | "
+            f"{oracle_alpha(oracle['per_batch']):.2f} | {rules} | {per_size} |"
         )
     lines += ["", "Distance from the oracle, |log₁₀ ratio| averaged over the examples (0 is perfect):", ""]
     lines += ["| tool | mean abs log10 ratio | worst ratio |", "|---|---:|---:|"]
@@ -126,12 +142,15 @@ def main() -> None:
         lines.append(f"| {tool} | {mean:.2f} | {worst:.2f} |")
     lines += [
         "",
-        "LR-vs-batch exponent α in lr*(B) ∝ B^α: autobs's weighted fit over its range tests (± standard error) "
-        "against a least-squares fit over the oracle's best LR per batch size (batch sizes that reached the target). "
-        "Last column: each classic rule's reading at the oracle's best batch size, as a ratio to the oracle.",
+        "LR-vs-batch exponent α in lr*(B) ∝ B^α: autobs's weighted fit over its range tests (± standard error), the "
+        "slope of the noise-shaped LR over the same sizes (what the search is centred on), and a least-squares fit "
+        "over the oracle's best LR per batch size (batch sizes that reached the target). Then each classic rule's "
+        "reading at the oracle's best batch size, and at every range-test size the oracle reached the target with, "
+        "the ratio to the oracle's best LR there: the range test's own suggestion / the noise-shaped LR.",
         "",
-        "| example | range-test batch sizes | α autobs | α oracle | rules at the best batch size |",
-        "|---|---|---:|---:|---|",
+        "| example | range-test batch sizes | α range tests | α noise-shaped | α oracle | rules at the best batch size "
+        "| ratio per size: range test / noise-shaped |",
+        "|---|---|---:|---:|---:|---|---|",
         *alpha_rows,
     ]
     out = ROOT / "reports/lr_finder.md"
