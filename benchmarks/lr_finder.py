@@ -116,7 +116,7 @@ def main() -> None:
         shaped = lambda b: noise_shaped_lr_at(result.suggestions, noise.b_simple, power, b)  # noqa: E731
         all_steps = sum(len(c.lrs) for c in result.curves) + noise.points[-1].step
         tools = {"autobs (this size's range test)": (curve.suggestion, len(curve.lrs)),
-                 f"autobs (range tests + noise scale, B_simple {noise.b_simple:.3g})": (shaped(best_b), all_steps),
+                 "autobs (range tests + noise scale)": (shaped(best_b), all_steps),
                  "lightning lr_find": lightning_lr(task, best_b),
                  "torch-lr-finder": torch_lr_finder_lr(task, best_b)}
         for tool, (lr, steps) in tools.items():
@@ -130,7 +130,7 @@ def main() -> None:
                              for b in sizes if b in oracle_lr)
         alpha_rows.append(
             f"| {task.name} | {', '.join(map(str, sizes))} | {result.lr_scaling_exponent:.2f} ± "
-            f"{result.lr_scaling_exponent_stderr:.2f} | {lr_exponent(shaped, sizes):.2f} | "
+            f"{result.lr_scaling_exponent_stderr:.2f} | {lr_exponent(shaped, sizes):.2f} (B_simple {noise.b_simple:.3g}) | "
             f"{oracle_alpha(oracle['per_batch']):.2f} | {rules} | {per_size} |"
         )
     lines += ["", "Distance from the oracle, |log₁₀ ratio| averaged over the examples (0 is perfect):", ""]
