@@ -127,6 +127,12 @@ def noise_shaped_lr_at(suggestions: dict[int, float], b_noise: float, power: flo
     return level * shape(batch_size)
 
 
+def lr_exponent(lr_at_b, batch_sizes) -> float:
+    """The exponent α of the power law through ``lr_at_b`` at the smallest and largest of ``batch_sizes``."""
+    lo, hi = min(batch_sizes), max(batch_sizes)
+    return math.log(lr_at_b(hi) / lr_at_b(lo)) / math.log(hi / lo) if hi > lo else 0.0
+
+
 def noise_power(optimizer) -> float | None:
     """The power of ``noise_shaped_lr_at`` for the task's optimizer: 1 for SGD, 0.5 for the Adam family,
     None for others (no rule is known for them; the range tests' exponent is used)."""

@@ -179,12 +179,6 @@ def lr_at_from(lr_range: dict, b_simple: float | None = None, power: float | Non
     return partial(lr_at, suggestions, lr_range["lr_scaling_exponent"])
 
 
-def lr_exponent(lr_at_b, batch_sizes) -> float:
-    """The exponent α of the power law through ``lr_at_b`` at the smallest and largest of ``batch_sizes``."""
-    lo, hi = min(batch_sizes), max(batch_sizes)
-    return math.log(lr_at_b(hi) / lr_at_b(lo)) / math.log(hi / lo) if hi > lo else 0.0
-
-
 def _range_batch_sizes(task, max_batch_size: int, step_time, seconds: float) -> list[int]:
     """The range test's default batch sizes, the largest halved while the sweeps would cost more than
     ``seconds`` (two sizes at least, for the exponent, while two distinct sizes remain)."""
@@ -256,7 +250,7 @@ def tune(
     Raises:
         AutobsError: a bad task, setting or run directory; a search that cannot go on.
     """
-    from .lr_range import noise_power, noise_shaped_lr_at
+    from .lr_range import lr_exponent, noise_power, noise_shaped_lr_at
     from .noise import MICRO_BATCHES, noise_scale
     from .report import REPORT_FILE, write_report
     from .rundir import locked, read_json, run_dir, write_json

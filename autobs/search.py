@@ -38,6 +38,7 @@ SAMPLERS = ("tpe", "gp", "cmaes", "random")
 STATUSES = ("completed", "stopped", "diverged", "oom", "failed", "hung")  # stopped: by ASHA or the time budget
 MAX_FAILURES_IN_ROW = 5
 TRIAL_TIMEOUT_S = 300.0  # a trial with no optimizer step and no evaluation for this long is hung (see _Watchdog)
+HUNG_EXIT_CODE = 75  # a hung trial's worker exits with it: a mark in the worker's log (Ray does not pass it on)
 TRIAL_CAP = 500  # trials=None: as many as the time budget allows; this only stops a runaway count
 ASHA_REDUCTION = 3  # ASHA's η: keep the best third at each rung (Li et al. 2020 use 3 or 4)
 ASHA_RUNGS = 2  # grace period = trial_samples / η^RUNGS: rungs at 11% and 33% of a trial. One rung
@@ -123,9 +124,6 @@ class _Watchdog:
                 print(f"autobs: no progress for {self.timeout_s:.0f} s: ending this hung trial's worker",
                       file=sys.stderr, flush=True)
                 os._exit(HUNG_EXIT_CODE)
-
-
-HUNG_EXIT_CODE = 75
 
 
 def _trial(config: dict, *, task_ref: Any, trial_samples: int, device: str, seed: int,

@@ -29,10 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 import autobs  # noqa: E402
 from autobs.lr_range import (  # noqa: E402
-    LR_MAX, LR_MIN, SWEEP_STEPS, default_batch_sizes, lr_at, noise_power, noise_shaped_lr_at,
+    LR_MAX, LR_MIN, SWEEP_STEPS, default_batch_sizes, lr_at, lr_exponent, noise_power, noise_shaped_lr_at,
 )
 from autobs.noise import measurement_batch_sizes, noise_scale  # noqa: E402
-from autobs.pipeline import lr_exponent  # noqa: E402
 from autobs.task import TensorData  # noqa: E402
 
 EXAMPLES = ["examples/digits_mlp.py", "examples/char_lm.py"]
