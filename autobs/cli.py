@@ -225,7 +225,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 def _tune_locked(task, out, args: argparse.Namespace) -> int:
     from .pipeline import lr_at_from, memory_stage, range_stage
-    from .search import TRIALS_FILE, run_search
+    from .search import STATUSES, TRIALS_FILE, run_search
     from .space import default_space_name, load_space
 
     if args.fresh and (out / TRIALS_FILE).exists():
@@ -257,8 +257,7 @@ def _tune_locked(task, out, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result.to_dict())
     else:
-        counts = {s: sum(t["status"] == s for t in result.trials) for s in ("completed", "stopped", "diverged",
-                                                                             "oom", "failed")}
+        counts = {s: sum(t["status"] == s for t in result.trials) for s in STATUSES}
         print(f"{len(result.trials)} trials in {result.elapsed_s:.0f} s: "
               + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
         best = result.best

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 import autobs  # noqa: E402
 from autobs.lr_range import lr_at, lr_range_test  # noqa: E402
 from autobs.memory import probe_memory  # noqa: E402
-from autobs.search import run_search  # noqa: E402
+from autobs.search import STATUSES, run_search  # noqa: E402
 from autobs.space import default_space_name, load_space  # noqa: E402
 from benchmarks.scoring import SEEDS, score_config  # noqa: E402
 
@@ -90,7 +90,7 @@ def main() -> None:
     tail = sum(last_end - e for e in running) + (parallel - len(running)) * (last_end - last_start)
     best = result.best
     steps, best_regret = score_config(task, best["config"], oracle) if best else (float("inf"), float("inf"))
-    counts = {s: sum(t["status"] == s for t in result.trials) for s in ("completed", "stopped", "diverged", "oom", "failed")}
+    counts = {s: sum(t["status"] == s for t in result.trials) for s in STATUSES}
     c = best["config"] if best else {}
     lines = [
         "# Search overhead and regret",

@@ -81,13 +81,14 @@ def test_all_trials_failed_and_nan_values_still_render(run, tmp_path):
     shutil.copy(run / "memory.json", tmp_path / "memory.json")
     failed = [{"number": i, "status": s, "val_metric": math.nan, "config": {"batch_size": 16, "lr": 0.1,
                "schedule": "constant", "schedule_params": {}, "warmup_fraction": 0.0}, "samples": 0,
-               "error": "Traceback ...\nRuntimeError: boom"} for i, s in enumerate(("failed", "oom", "diverged"))]
+               "error": "Traceback ...\nRuntimeError: boom"} for i, s in enumerate(("failed", "oom", "diverged", "hung"))]
     write_json(tmp_path / "trials.json", {"metric": "accuracy", "trials": failed})
     rec = json.loads((run / "recommendation.json").read_text())
     rec.update(critical_batch_size=math.nan, critical_batch_size_interval=None, time_to_target_s=math.inf)
     write_json(tmp_path / "recommendation.json", rec)
     html = render(report_data(tmp_path))
     assert "no trial produced a usable result" in html
+    assert "4 trials (1 diverged, 1 oom, 1 failed, 1 hung)" in html  # every status counted, a hung trial too
     assert "RuntimeError: boom" in html
     assert "Critical batch size (B_noise):\nnot fitted" in html or "not fitted" in html
 

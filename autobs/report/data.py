@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..rundir import read_json
-
-STATUSES = ("completed", "stopped", "diverged", "oom", "failed")
+from ..search import STATUSES
 SCHEDULE_POINTS = 200  # points drawn along the recommended schedule
 
 
