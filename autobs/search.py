@@ -408,6 +408,11 @@ def start_ray(address: str | None, num_cpus: int, num_gpus: int) -> bool:
     from ray._private import ray_constants
 
     ray_constants.ENABLE_RAY_CLUSTER = False
+    # Ray 2.60 turns token authentication on for a new local cluster and logs a notice saying so on every
+    # start; the README says it, and the notice would sit among the search's progress lines.
+    import logging
+
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     # address="local": a Ray of our own even when another runs on this machine (or a killed one left its
     # address in /tmp/ray): without it ray.init joins that one and refuses num_cpus.
     ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=False,

@@ -122,6 +122,7 @@ def test_recommend_cli_end_to_end_on_digits(tmp_path):
         first.setdefault(t["config"]["batch_size"], t["config"])
     assert all(c["schedule"] == "cosine" and c["warmup_fraction"] == 0.0 for c in first.values())  # the default first
     assert "joint search done" in done.stderr  # progress on stderr, JSON alone on stdout
+    assert "Token authentication is enabled" not in done.stderr  # no Ray notice among the progress lines
 
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0
