@@ -16,6 +16,7 @@ from . import __version__
 from .errors import AutobsError, ConfigError
 from .units import parse_duration
 
+
 def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -277,6 +278,10 @@ _OPTIONS = {  # the options several commands share, spelled and explained once
     "seed": ({"type": int, "default": 0}, "seed of model initialisation and data order (default 0)"),
     "out": ({}, "run directory (default runs/<model name>)"),
     "json": ({"action": "store_true"}, "print one JSON object on stdout"),
+    "ray-address": ({}, "join this Ray cluster instead of starting a local one"),
+    # "5m" is search.TRIAL_TIMEOUT_S, written out so that `--help` does not import torch and Ray.
+    "trial-timeout": ({"default": "5m"}, "end a search trial that makes no progress for this long, e.g. 10m "
+                                         "(default 5m)"),
 }
 
 
@@ -333,9 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="validation metric to reach (default: chosen from the trials, see the README)")
     recommend.add_argument("--space", help="search space: a YAML file or default/sgd/adamw (default: by optimizer)")
     recommend.add_argument("--sampler", default="tpe", help="Optuna sampler: tpe, gp, cmaes or random (default tpe)")
-    recommend.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one")
-    recommend.add_argument("--trial-timeout", default="5m",
-                       help="end a search trial that makes no progress for this long, e.g. 10m (default 5m)")
+    _option(recommend, "ray-address", "trial-timeout")
     recommend.add_argument("--fresh", action="store_true", help="redo every stage instead of reusing the run directory")
     _option(recommend, "seed", "out", "json")
     recommend.set_defaults(run=_cmd_recommend)
@@ -354,9 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--sampler", default="tpe", help="Optuna sampler: tpe, gp, cmaes or random (default tpe)")
     tune.add_argument("--memory-limit", help="memory limit of the probe run when memory.json is missing")
     tune.add_argument("--gpus-per-trial", type=float, default=1.0, help="GPUs per trial: 1 or a fraction (default 1)")
-    tune.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one")
-    tune.add_argument("--trial-timeout", default="5m",
-                       help="end a search trial that makes no progress for this long, e.g. 10m (default 5m)")
+    _option(tune, "ray-address", "trial-timeout")
     tune.add_argument("--resume", action="store_true", help="continue the search recorded in the run directory")
     tune.add_argument("--fresh", action="store_true", help="discard a recorded search and start over")
     _option(tune, "device", "seed", "out", "json")

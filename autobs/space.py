@@ -151,7 +151,6 @@ class ResolvedSpace:
         return {"batch_size": batch_size, "lr": lr, "warmup_fraction": warmup, "schedule": schedule,
                 "schedule_params": params}
 
-
     def baseline_params(self, log2_batch_size: int) -> dict[str, Any]:
         """The sampler parameters of a default config at batch size ``2**log2_batch_size``: the LR the range
         test reads there (factor 1; the range's geometric middle when the LR is not anchored), the least

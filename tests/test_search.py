@@ -28,6 +28,14 @@ schedules:
   cosine: {min_lr_ratio: {low: 0.0, high: 0.1}}
 """
 
+# The data every small task below trains on: 800 points in 4 dimensions, two classes.
+TASK_DATA = """
+def train_data():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(800, 4, generator=g)
+    return x, (x[:, 0] + x[:, 1] > 0).long()
+"""
+
 # A task whose training step does what its batch size says: 16 trains, 32 raises, 64 diverges (NaN
 # outputs), 128 "runs out of memory" with the CPU allocator's real message. Evaluation is left alone.
 FAULTY_TASK = """
@@ -50,11 +58,7 @@ class Faulty(torch.nn.Module):
 def model():
     return Faulty()
 
-def train_data():
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(800, 4, generator=g)
-    return x, (x[:, 0] + x[:, 1] > 0).long()
-"""
+""" + TASK_DATA
 
 
 def write(tmp_path, name, text):
@@ -175,11 +179,7 @@ class CrashesLater(torch.nn.Module):
 def model():
     return CrashesLater()
 
-def train_data():
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(800, 4, generator=g)
-    return x, (x[:, 0] + x[:, 1] > 0).long()
-"""
+""" + TASK_DATA
 
 
 def test_trial_that_reported_and_then_crashed_is_failed_not_complete(tmp_path):
@@ -211,19 +211,26 @@ class Hangs(torch.nn.Module):
 def model():
     return Hangs()
 
-def train_data():
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(800, 4, generator=g)
-    return x, (x[:, 0] + x[:, 1] > 0).long()
-"""
+""" + TASK_DATA
 
 
 def test_hung_trial_is_ended_after_the_time_limit_and_the_search_goes_on(tmp_path):
     task = autobs.load_task(write(tmp_path, "hangs.py", HANGS_TASK))
     space = load_space(write(tmp_path, "space.yaml", SMALL_SPACE.replace("low: 16, high: 128", "low: 16, high: 32")))
     order = [{"log2_batch_size": k, "lr_factor": 0.2, "warmup_fraction": 0.0, "schedule": "constant"} for k in (5, 4)]
-    result = run_search(task, space, out=tmp_path, trials=2, trial_samples=1600, first_params=order,
-                        trial_timeout_s=4, asha=False, progress=False)  # without the limit: never returns
+    def too_long(*_):
+        raise TimeoutError("the hung trial was not ended: the search would never return")
+
+    # A broken watchdog fails this test (the alarm raises inside the search; Ray may wrap the error) instead of
+    # hanging CI until its own time limit.
+    previous = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(300)
+    try:
+        result = run_search(task, space, out=tmp_path, trials=2, trial_samples=1600, first_params=order,
+                            trial_timeout_s=4, asha=False, progress=False)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
     by_size = {t["config"]["batch_size"]: t for t in result.trials}
     assert by_size[32]["status"] == "hung" and "no progress" in by_size[32]["error"]
     assert by_size[32]["val_metric"] is None
