@@ -13,7 +13,6 @@ target.
 from __future__ import annotations
 
 import datetime
-import json
 import math
 import os
 import platform
@@ -33,8 +32,7 @@ from autobs.lr_range import (  # noqa: E402
 )
 from autobs.noise import measurement_batch_sizes, noise_scale  # noqa: E402
 from autobs.task import TensorData  # noqa: E402
-from benchmarks import oracle as oracle_grid  # noqa: E402
-from benchmarks.scoring import RunRecord, config_steps_to_target  # noqa: E402
+from benchmarks.scoring import load_oracle, refine_lr  # noqa: E402
 
 EXAMPLES = ["examples/digits_mlp.py", "examples/char_lm.py"]
 
@@ -86,45 +84,6 @@ def oracle_alpha(per_batch: list[dict]) -> float:
     return float(np.polyfit(x, y, 1)[0])
 
 
-def refined_best_lr(task: autobs.Task, oracle: dict, batch_size: int) -> tuple[float, dict[float, float]]:
-    """The oracle's best LR at ``batch_size`` on a grid twice as fine around it (see the module docstring).
-
-    Returns the refined best LR and steps-to-target per LR (grid and new points, the best config's
-    schedule). A neighbour that never reaches the target (∞) still gets its half-way point: the best
-    LR may lie just short of where training fails.
-    """
-    folder = ROOT / "reports/oracle" / task.name
-    settings = json.loads((folder / "settings.json").read_text())
-    schedule = next(r["schedule"] for r in oracle["per_batch"] if r["batch_size"] == batch_size)
-    grid = {c["lr"]: c["steps_to_target"] for c in oracle["configs"]
-            if c["batch_size"] == batch_size and c["schedule"] == schedule}
-    best_lr = next(r["lr"] for r in oracle["per_batch"] if r["batch_size"] == batch_size)
-    k = 2 * round(2 * math.log10(best_lr))  # the grid's index of best_lr on a 4-per-decade grid
-    new = [k - 1, k + 1]
-    path = folder / "refine.jsonl"
-    done = {(r["lr_index"], r["seed"]) for r in oracle_grid.read_runs(path) if r["batch_size"] == batch_size}
-    oracle_grid._TASK = task
-    for index in new:
-        for seed in (0, 1):  # the grid's seeds
-            if (index, seed) not in done:
-                print(f"refining the oracle: batch {batch_size} lr {oracle_grid.lr_of(index, 4):g} seed {seed}",
-                      file=sys.stderr)
-                oracle_grid.append_run(path, oracle_grid._train_one({
-                    "batch_size": batch_size, "lr_index": index, "lr": oracle_grid.lr_of(index, 4),
-                    "schedule": schedule, "seed": seed, "samples": settings["samples"],
-                    "eval_every_samples": max(batch_size, settings["samples"] // settings["evals"])}))
-    runs = [RunRecord.from_dict(r) for r in oracle_grid.read_runs(path)
-            if r["batch_size"] == batch_size and r["lr_index"] in new]
-    steps = dict(grid)
-    for index in new:
-        lr = oracle_grid.lr_of(index, 4)
-        steps[lr] = config_steps_to_target([r for r in runs if r.lr == lr], oracle["target"],
-                                           oracle["higher_is_better"])
-    fewest = min(steps.values())
-    tied = [lr for lr, s in steps.items() if s == fewest]
-    return math.exp(sum(math.log(lr) for lr in tied) / len(tied)), dict(sorted(steps.items()))
-
-
 def _distance(ratios: list[float]) -> tuple[float, float]:
     """Mean |log10 ratio| (∞ if any suggestion is missing or not positive) and the worst ratio."""
     def far(r: float) -> float:
@@ -152,7 +111,7 @@ def main() -> None:
     alpha_rows, ratios = [], {}
     for path in EXAMPLES:
         task = autobs.load_task(ROOT / path)
-        oracle = json.loads((ROOT / "reports/oracle" / task.name / "oracle.json").read_text())
+        oracle = load_oracle(task.name)
         best_b = oracle["best"]["batch_size"]
         best_lr = next(r["lr"] for r in oracle["per_batch"] if r["batch_size"] == best_b)
         sizes = sorted(set(default_batch_sizes(task)) | {best_b})
@@ -169,7 +128,7 @@ def main() -> None:
                  "autobs (range tests + noise scale)": (shaped(best_b), all_steps),
                  "lightning lr_find": lightning_lr(task, best_b),
                  "torch-lr-finder": torch_lr_finder_lr(task, best_b)}
-        refined_lr, refined_steps = refined_best_lr(task, oracle, best_b)
+        refined_lr, _, refined_steps = refine_lr(task, oracle, best_b)
         refine_lines.append(f"| {task.name} | {best_b} | " + ", ".join(
             f"{lr:.3g}: {s:.1f}" if math.isfinite(s) else f"{lr:.3g}: never" for lr, s in refined_steps.items())
             + f" | {best_lr:.3g} | {refined_lr:.3g} |")

@@ -11,6 +11,10 @@ Ray start-up and idle slots, so it is an upper bound. The grid's compute counts 
 
     python benchmarks/recommend.py                      # both examples, budget 15% of each grid / 2 cores
     python benchmarks/recommend.py --tasks examples/digits_mlp.py --budget-share 0.3
+    python benchmarks/recommend.py --skip-peers --seeds 0 1 2   # autobs's spread over seeds
+
+The oracle's B_noise is given from its grid and from its LR grid refined around each batch size's best
+(``scoring.refine_lr``; the refinement's runs are cached in reports/oracle/<task>/refine.jsonl).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 import autobs  # noqa: E402
 from benchmarks import peers  # noqa: E402
-from benchmarks.scoring import SEEDS, score_config  # noqa: E402
+from benchmarks.scoring import SEEDS, load_oracle, refine_lr, score_config  # noqa: E402
 
 
 def _config(batch_size: int, lr: float, schedule: str, warmup_steps: int, total_steps: int, params=None) -> dict:
@@ -40,14 +44,21 @@ def _config(batch_size: int, lr: float, schedule: str, warmup_steps: int, total_
             "warmup_fraction": warmup_steps / max(1, total_steps)}
 
 
-def run_task(path: str, budget_share: float, cores: int, skip_peers: bool) -> dict:
-    task = autobs.load_task(path)
-    oracle = json.loads((ROOT / "reports/oracle" / task.name / "oracle.json").read_text())
-    budget = budget_share * oracle["grid_seconds"] / cores
-    rows = []
+def refined_oracle_fit(task: autobs.Task, oracle: dict):
+    """The oracle's S(B) fit over each batch size's best steps-to-target on the LR grid refined around its
+    best (``scoring.refine_lr``): the 2-per-decade grid's best at a batch size can be off by what a finer
+    LR saves, and B_noise is read from how those bests fall with B."""
+    from autobs.scaling import fit_steps_to_target
+
+    reached = [row["batch_size"] for row in oracle["per_batch"] if math.isfinite(row["steps_to_target"])]
+    return fit_steps_to_target(reached, [refine_lr(task, oracle, b)[1] for b in reached])
+
+
+def autobs_run(task: autobs.Task, oracle: dict, budget: float, cores: int, seed: int) -> dict:
+    """autobs.tune with ``seed`` (its search's sampler and every stage's runs), scored against the oracle."""
     with tempfile.TemporaryDirectory() as out:
         began = time.perf_counter()
-        rec = autobs.tune(task, budget=budget, out=out, progress=True)
+        rec = autobs.tune(task, budget=budget, out=out, progress=True, seed=seed)
         wall = time.perf_counter() - began
         trials = json.loads((Path(out) / "trials.json").read_text())["trials"]
         scaling = json.loads((Path(out) / "scaling.json").read_text())
@@ -64,14 +75,24 @@ def run_task(path: str, budget_share: float, cores: int, skip_peers: bool) -> di
     cost_s = wall - seconds["joint search"] + seconds["joint search"] * cores
     steps, reg = score_config(task, _config(rec.batch_size, rec.lr, rec.schedule, rec.warmup_steps, rec.total_steps,
                                             rec.schedule_params), oracle)
-    rows.append({"tuner": "autobs", "batch_size": rec.batch_size, "lr": rec.lr, "schedule": rec.schedule,
-                 "warmup_steps": rec.warmup_steps, "steps_to_target": steps, "regret": reg, "cost_s": cost_s,
-                 "wall_s": wall})
-    print(f"autobs: {rows[-1]}", file=sys.stderr)
+    row = {"tuner": "autobs" if seed == 0 else f"autobs (seed {seed})", "batch_size": rec.batch_size, "lr": rec.lr,
+           "schedule": rec.schedule, "warmup_steps": rec.warmup_steps, "steps_to_target": steps, "regret": reg,
+           "cost_s": cost_s, "wall_s": wall}
+    print(f"autobs seed {seed}: {row}", file=sys.stderr)
+    return {"seed": seed, "row": row, "rec": rec.to_dict(), "trials": len(trials),
+            "target_rule": scaling["target_rule"], "b_noise_at_oracle_target": at_oracle.critical_batch_size}
+
+
+def run_task(path: str, budget_share: float, cores: int, skip_peers: bool, seeds: list[int]) -> dict:
+    task = autobs.load_task(path)
+    oracle = load_oracle(task.name)
+    budget = budget_share * oracle["grid_seconds"] / cores
+    runs = [autobs_run(task, oracle, budget, cores, seed) for seed in seeds]
+    rows = [r["row"] for r in runs]
     if not skip_peers:
-        lightning = peers.lightning_recommendation(task)
-        found = [lightning, peers.linear_scaling_recommendation(task, rec.max_batch_size),
-                 peers.ray_tpe_recommendation(task, max_batch_size=rec.max_batch_size, num_trials=len(trials),
+        max_batch_size, num_trials = runs[0]["rec"]["max_batch_size"], runs[0]["trials"]
+        found = [peers.lightning_recommendation(task), peers.linear_scaling_recommendation(task, max_batch_size),
+                 peers.ray_tpe_recommendation(task, max_batch_size=max_batch_size, num_trials=num_trials,
                                               cpus=cores)]
         for p in found:
             total = max(1, task.epochs * len(task.train) // p.batch_size)
@@ -84,9 +105,10 @@ def run_task(path: str, budget_share: float, cores: int, skip_peers: bool) -> di
                          "warmup_steps": p.warmup_steps, "steps_to_target": steps, "regret": reg, "cost_s": cost,
                          "wall_s": p.tuner_seconds})
             print(f"{p.peer}: {rows[-1]}", file=sys.stderr)
-    return {"task": task.name, "budget_s": budget, "oracle": oracle, "rows": rows, "rec": rec.to_dict(),
-            "trials": len(trials), "target_rule": scaling["target_rule"],
-            "b_noise_at_oracle_target": at_oracle.critical_batch_size}
+    refined = refined_oracle_fit(task, oracle)
+    return {"task": task.name, "budget_s": budget, "oracle": oracle, "rows": rows, "autobs": runs,
+            "oracle_b_noise_refined": refined.b_noise,
+            "oracle_steps_refined": dict(zip(refined.batch_sizes, refined.steps))}
 
 
 def fmt(x: float, spec: str = ".3g") -> str:
@@ -98,11 +120,13 @@ def report(results: list[dict], args) -> str:
         "# Whole recommendation: autobs and its peers against the grid-search oracle",
         "",
         f"Command: `python benchmarks/recommend.py --budget-share {args.budget_share:g}"
-        f"{' --skip-peers' if args.skip_peers else ''}`  ",
+        f"{' --skip-peers' if args.skip_peers else ''}"
+        f"{' --seeds ' + ' '.join(map(str, args.seeds)) if args.seeds != [0] else ''}`  ",
         f"Machine: {platform.machine()}, {args.cores} cores, CPU; torch {torch.__version__}  ",
         f"Date: {time.strftime('%Y-%m-%d')}  ",
         f"autobs's budget: {args.budget_share:.0%} of the grid's compute, divided by the {args.cores} cores its "
-        f"search runs trials on. Every config retrained for the task's planned run with seeds {SEEDS}; "
+        f"search runs trials on. Every config retrained like the grid's runs (same length and evaluation "
+        f"interval) with seeds {SEEDS}; "
         "time-to-target = median steps-to-target × the oracle's step time at that batch size (interpolated "
         "between grid sizes); regret = that / the oracle's best. Tuning cost = core-seconds spent / the grid's.",
         "",
@@ -122,20 +146,29 @@ def report(results: list[dict], args) -> str:
                 f"| {row['tuner']} | {row['batch_size']} | {fmt(row['lr'])} | {row['schedule']} | {row['warmup_steps']} "
                 f"| {fmt(row['steps_to_target'], 'g')} | {fmt(row['regret'], '.2f')} | {row['cost_s']:.0f} "
                 f"| {row['cost_s'] / o['grid_seconds']:.1%} |")
-        rec = r["rec"]
-        crit = rec["critical_batch_size"]
-        lo_hi = rec["critical_batch_size_interval"]
-        lines += [
-            "",
-            f"autobs: budget {r['budget_s']:.0f} s, {r['trials']} trials; B_noise {fmt(crit, '.0f')}"
-            + (f" (90% interval {lo_hi[0]:.0f}–{lo_hi[1]:.0f})" if lo_hi else "")
-            + f" at its own target {rec['target']:.4g} vs the oracle's {o['fit']['b_noise']:.0f} at {o['target']:g}"
-            + (f": ratio {crit / o['fit']['b_noise']:.2f}" if crit else "")
-            + f"; at the oracle's target, from the same trials: {fmt(r['b_noise_at_oracle_target'], '.0f')}"
-            + f"; B_simple {fmt(rec['b_simple'], '.0f')}. Target rule: {r['target_rule']}. Stage seconds "
-            + ", ".join(f"{k} {v:.0f}" for k, v in rec["stage_seconds"].items()) + ".",
-            "",
-        ]
+        o_b, o_refined = o["fit"]["b_noise"], r["oracle_b_noise_refined"]
+        lines += ["", f"Oracle's B_noise: {o_b:.0f} from its grid's best steps per batch size, {o_refined:.0f} with its "
+                  "LR grid refined around each batch size's best (refined best steps: "
+                  + ", ".join(f"{int(b)}: {s_:g}" for b, s_ in r["oracle_steps_refined"].items()) + ").", ""]
+        for run in r["autobs"]:
+            rec = run["rec"]
+            crit, lo_hi = rec["critical_batch_size"], rec["critical_batch_size_interval"]
+            lines += [
+                f"{run['row']['tuner']}: budget {r['budget_s']:.0f} s, {run['trials']} trials; B_noise {fmt(crit, '.0f')}"
+                + (f" (90% interval {lo_hi[0]:.0f}–{lo_hi[1]:.0f})" if lo_hi else "")
+                + f" at its own target {rec['target']:.4g}"
+                + (f", ratio to the oracle's {crit / o_b:.2f} (grid) / {crit / o_refined:.2f} (refined)" if crit else "")
+                + f"; at the oracle's target {o['target']:g}, from the same trials: "
+                f"{fmt(run['b_noise_at_oracle_target'], '.0f')}; B_simple {fmt(rec['b_simple'], '.0f')}. "
+                f"Target rule: {run['target_rule']}. Stage seconds "
+                + ", ".join(f"{k} {v:.0f}" for k, v in rec["stage_seconds"].items()) + ".",
+                "",
+            ]
+        if len(r["autobs"]) > 1:
+            regrets = sorted(run["row"]["regret"] for run in r["autobs"])
+            ratios = sorted((run["rec"]["critical_batch_size"] or math.nan) / o_refined for run in r["autobs"])
+            lines += [f"Over {len(regrets)} seeds: regret {', '.join(fmt(x, '.2f') for x in regrets)}; B_noise / the "
+                      f"refined oracle's {', '.join(fmt(x, '.2f') for x in ratios)}.", ""]
     return "\n".join(lines)
 
 
@@ -146,10 +179,12 @@ def main() -> None:
     parser.add_argument("--budget-share", type=float, default=0.15,
                         help="autobs's budget as a share of the grid's compute (default 0.15, the goal)")
     parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="run autobs once per seed (its sampler and stages); peers run once")
     parser.add_argument("--out", default=str(ROOT / "reports/recommend.md"))
     args = parser.parse_args()
     args.cores = len(os.sched_getaffinity(0))
-    results = [run_task(t, args.budget_share, args.cores, args.skip_peers) for t in args.tasks]
+    results = [run_task(t, args.budget_share, args.cores, args.skip_peers, args.seeds) for t in args.tasks]
     text = report(results, args)
     Path(args.out).write_text(text + "\n")
     Path(args.out).with_suffix(".json").write_text(json.dumps(

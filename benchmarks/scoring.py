@@ -11,10 +11,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from collections import defaultdict
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Iterable, Mapping
 
 from autobs.errors import ConfigError
@@ -154,25 +156,79 @@ def summarize(
                          grid_seconds)
 
 
+ORACLE_DIR = Path(__file__).resolve().parents[1] / "reports/oracle"
+
+
+def load_oracle(task_name: str) -> dict:
+    """``oracle.json`` of the task's grid (benchmarks/oracle.py), with the grid's run length and
+    evaluation interval from ``settings.json`` under ``"settings"``: every config scored against the
+    grid is trained and evaluated like the grid's runs."""
+    folder = ORACLE_DIR / task_name
+    return json.loads((folder / "oracle.json").read_text()) | {
+        "settings": json.loads((folder / "settings.json").read_text())}
+
+
+def grid_run(task, oracle: Mapping, config: Mapping, seed: int) -> RunRecord:
+    """One run of ``config`` (batch_size, lr, schedule, schedule_params, warmup_fraction) trained like the
+    grid's runs: the same loop, run length and evaluation interval (``samples // evals``). The interval
+    matters: steps-to-target is read at evaluations, so a coarser interval would charge a config up to a
+    whole interval more than the grid's configs it is compared with."""
+    import autobs
+
+    b, settings = config["batch_size"], oracle["settings"]
+    total = max(1, settings["samples"] // b)
+    train_config = autobs.TrainConfig(batch_size=b, lr=config["lr"], schedule=config["schedule"],
+                                      schedule_params=config.get("schedule_params") or {},
+                                      warmup_steps=round(config.get("warmup_fraction", 0.0) * total))
+    r = autobs.train(task, train_config, samples=settings["samples"], seed=seed, device="cpu",
+                     eval_every_samples=max(b, settings["samples"] // settings["evals"]))
+    return RunRecord(b, config["lr"], config["schedule"], seed, tuple(vars(p) for p in r.curve), r.steps, r.diverged)
+
+
 def score_config(task, config: Mapping, oracle: Mapping) -> tuple[float, float]:
-    """(steps-to-target, regret) of ``config`` (batch_size, lr, schedule, schedule_params,
-    warmup_fraction) trained for the task's planned run with ``SEEDS``, scored like the oracle's grid.
+    """(steps-to-target, regret) of ``config`` trained like the grid's runs (``grid_run``) with ``SEEDS``.
 
     The step time is the oracle's, measured alone in one process; at a batch size the grid did not run, it
     is interpolated from the grid's step times (``StepTimeModel``: log-log between sizes, linear above).
     """
-    import autobs
-
-    b = config["batch_size"]
-    total = max(1, task.epochs * len(task.train) // b)
-    train_config = autobs.TrainConfig(batch_size=b, lr=config["lr"], schedule=config["schedule"],
-                                      schedule_params=config.get("schedule_params") or {},
-                                      warmup_steps=round(config.get("warmup_fraction", 0.0) * total))
-    runs = []
-    for seed in SEEDS:
-        r = autobs.train(task, train_config, seed=seed)
-        runs.append(RunRecord(b, config["lr"], config["schedule"], seed, tuple(p.__dict__ for p in r.curve), r.steps,
-                              r.diverged))
+    runs = [grid_run(task, oracle, config, seed) for seed in SEEDS]
     steps = config_steps_to_target(runs, oracle["target"], oracle["higher_is_better"])
     times = StepTimeModel.from_throughput((int(k), int(k) / t) for k, t in oracle["step_time_s"].items())
-    return steps, regret(time_to_target(steps, times.at(b)), oracle["best"]["time_to_target_s"])
+    return steps, regret(time_to_target(steps, times.at(config["batch_size"])), oracle["best"]["time_to_target_s"])
+
+
+def refine_lr(task, oracle: Mapping, batch_size: int) -> tuple[float, float, dict[float, float]]:
+    """The best LR at ``batch_size`` on an LR grid twice as fine around the grid's best.
+
+    The grid has 2 LRs per decade, so its best LR is known only within about 1.8x either way, and its best
+    steps-to-target at a batch size can be off by what a finer LR would save. The LRs half-way (in log)
+    between the grid's best and each neighbour are trained with the best config's schedule and the grid's
+    seeds (``grid_run``), cached in ``reports/oracle/<task>/refine.jsonl`` (a run there is never redone).
+    A neighbour that never reaches the target still gets its half-way point: the best LR may lie just
+    short of where training fails.
+
+    Returns (refined best LR, its steps-to-target, steps-to-target per LR of the refined grid); tied LRs
+    give their geometric mean as the best.
+    """
+    row = next(r for r in oracle["per_batch"] if r["batch_size"] == batch_size)
+    steps = {c["lr"]: c["steps_to_target"] for c in oracle["configs"]
+             if c["batch_size"] == batch_size and c["schedule"] == row["schedule"]}
+    k = round(4 * math.log10(row["lr"]))  # on a 4-per-decade grid the grid's LRs have even indices
+    path = ORACLE_DIR / task.name / "refine.jsonl"
+    cached = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    for index in (k - 1, k + 1):
+        lr = float(f"{10 ** (index / 4):.6g}")
+        config = {"batch_size": batch_size, "lr": lr, "schedule": row["schedule"]}
+        runs = []
+        for seed in SEEDS:
+            hit = next((r for r in cached if r["batch_size"] == batch_size and r["lr"] == lr
+                        and r["schedule"] == row["schedule"] and r["seed"] == seed), None)
+            if hit is None:
+                hit = asdict(grid_run(task, oracle, config, seed))
+                with path.open("a") as f:
+                    f.write(json.dumps(hit) + "\n")
+            runs.append(RunRecord.from_dict(hit))
+        steps[lr] = config_steps_to_target(runs, oracle["target"], oracle["higher_is_better"])
+    fewest = min(steps.values())
+    tied = [lr for lr, s in steps.items() if s == fewest]
+    return math.exp(statistics.fmean(map(math.log, tied))), fewest, dict(sorted(steps.items()))

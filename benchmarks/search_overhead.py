@@ -16,7 +16,6 @@ and how good its best config is against the grid-search oracle (../shared/BENCHM
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -35,7 +34,7 @@ from autobs.lr_range import lr_at, lr_range_test  # noqa: E402
 from autobs.memory import probe_memory  # noqa: E402
 from autobs.search import STATUSES, run_search  # noqa: E402
 from autobs.space import default_space_name, load_space  # noqa: E402
-from benchmarks.scoring import SEEDS, score_config  # noqa: E402
+from benchmarks.scoring import SEEDS, load_oracle, score_config  # noqa: E402
 
 
 
@@ -59,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
 
     task = autobs.load_task(args.task)
-    oracle = json.loads((ROOT / "reports/oracle" / task.name / "oracle.json").read_text())
+    oracle = load_oracle(task.name)
     memory = probe_memory(task)
     ranges = lr_range_test(task, max_batch_size=memory.max_batch_size)
     mid = sorted(ranges.suggestions)[len(ranges.suggestions) // 2]

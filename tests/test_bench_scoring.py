@@ -77,3 +77,51 @@ def test_oracle_resume_reads_finished_runs_and_skips_a_cut_line(tmp_path):
     path.write_text(json.dumps({"batch_size": 16}) + "\n" + '{"batch_size": 3')
     assert read_runs(path) == [{"batch_size": 16}]
     assert [lr_of(k, 2) for k in (-4, -3, 0)] == [0.01, 0.0316228, 1.0]
+
+
+def _tiny_oracle(task) -> dict:
+    """A grid of three LRs at batch 32 on the tests' small task, the middle one best (made-up steps)."""
+    configs = [{"batch_size": 32, "lr": lr, "schedule": "constant", "steps_to_target": steps}
+               for lr, steps in ((0.1, 60.0), (0.316228, 40.0), (1.0, math.inf))]
+    return {"target": 0.8, "higher_is_better": True, "configs": configs,
+            "per_batch": [{"batch_size": 32, "lr": 0.316228, "schedule": "constant", "steps_to_target": 40.0}],
+            "settings": {"samples": 20 * len(task.train), "evals": 10}}
+
+
+def test_configs_are_scored_with_the_grids_run_length_and_evaluation_interval(write_task):
+    import autobs
+    from benchmarks.scoring import grid_run
+    from tests.conftest import GOOD_TASK
+
+    task = autobs.load_task(write_task(GOOD_TASK))
+    oracle = _tiny_oracle(task)
+    run = grid_run(task, oracle, {"batch_size": 32, "lr": 0.3, "schedule": "constant"}, seed=0)
+    samples = [p["samples"] for p in run.curve]
+    interval = oracle["settings"]["samples"] // oracle["settings"]["evals"]
+    assert samples[-1] <= oracle["settings"]["samples"]
+    assert all(b - a <= interval + 32 for a, b in zip(samples, samples[1:]))  # at most an interval (and a batch)
+    assert len(samples) >= oracle["settings"]["evals"]
+
+
+def test_refine_lr_trains_the_half_way_lrs_once_and_reports_the_refined_best(write_task, tmp_path, monkeypatch):
+    import autobs
+    from benchmarks import scoring
+    from tests.conftest import GOOD_TASK
+
+    task = autobs.load_task(write_task(GOOD_TASK))
+    oracle = _tiny_oracle(task)
+    (tmp_path / task.name).mkdir()
+    monkeypatch.setattr(scoring, "ORACLE_DIR", tmp_path)
+    best, fewest, steps = scoring.refine_lr(task, oracle, 32)
+    assert sorted(steps) == [0.1, 0.177828, 0.316228, 0.562341, 1.0]  # the grid's and the two half-way LRs
+    assert fewest == min(steps.values())
+    tied = [lr for lr, s in steps.items() if s == fewest]
+    assert min(tied) <= best <= max(tied)  # the fastest LR (among ties, one between them)
+    lines = (tmp_path / task.name / "refine.jsonl").read_text().splitlines()
+    assert len(lines) == 2 * len(scoring.SEEDS)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached run was trained again")
+
+    monkeypatch.setattr(scoring, "grid_run", no_training)
+    assert scoring.refine_lr(task, oracle, 32) == (best, fewest, steps)
