@@ -265,7 +265,9 @@ class _Recorder:
         if self.progress:
             c = record["config"]
             value = f"{record['val_metric']:.4g}" if _finite(record["val_metric"]) else "—"
-            print(f"trial {len(self.records)}{f'/{self.total}' if self.total else ''}: batch {c['batch_size']}, lr {c['lr']:.3g}, "
+            # "trial N" is its number in trials.json and the report; [k/total] counts the trials ended so far.
+            print(f"[{len(self.records)}{f'/{self.total}' if self.total else ''}] trial {record['number']}: "
+                  f"batch {c['batch_size']}, lr {c['lr']:.3g}, "
                   f"{c['schedule']}, warmup {c['warmup_fraction']:.0%} → {self.header['metric']} {value} "
                   f"({record['status']}, {record['samples']} samples, {record['wall_s']:.1f} s)", file=sys.stderr)
 
