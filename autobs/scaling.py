@@ -443,6 +443,22 @@ def fit_scaling(
                        "time_to_target_s": fit.steps_at(b) * step_time.at(b)} for b in sizes]
         pick = min(candidates, key=lambda c: c["time_to_target_s"])
         b_noise_interval, batch_interval = _bootstrap(fit, sizes, step_time, seed)
+        # The interval's noise model (STEPS_LOG_SD, or the residuals' scatter) is the scatter of a batch size's
+        # best trial around that size's best possible run. A size searched with one trial had its LR,
+        # warmup and schedule untuned there, so its steps-to-target can sit far above that best (measured:
+        # char_lm at 15% of its grid, 2 trials, read B_noise 0.3x the oracle's, outside the 90% interval;
+        # reports/recommend.md), and the interval cannot know it: say so.
+        tried = {t["config"]["batch_size"]: 0 for t in reached}
+        for t in trials:
+            if t["status"] in USABLE and t["config"]["batch_size"] in tried:
+                tried[t["config"]["batch_size"]] += 1
+        single = sorted(b for b, n in tried.items() if n == 1)
+        if single:
+            notes.append(
+                f"the S(B) fit rests on a single trial at batch size{'s' if len(single) > 1 else ''} "
+                f"{', '.join(map(str, single))} (of {len(reached)} that reached the target): untuned there, such a "
+                "trial can take well over the best steps at its size, so B_noise and its interval are less sure "
+                "than they look; a larger --budget gives the search more trials per batch size")
         unconstrained = _powers_of_two(hi, 4 * hi) if max_batch_size is not None and hi >= max_batch_size else []
         if unconstrained and min(unconstrained, key=lambda b: fit.steps_at(b) * step_time.at(b)) > hi:
             notes.append(

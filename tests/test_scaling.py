@@ -142,3 +142,16 @@ def test_interpolated_crossing_lies_between_the_evaluations():
     curve = [{"steps": 0, "metric": 0.1}, {"steps": 40, "metric": 0.5}, {"steps": 80, "metric": 0.9}]
     assert steps_to_target(curve, 0.7, higher_is_better=True) == 80
     assert steps_to_target(curve, 0.7, higher_is_better=True, interpolate=True) == pytest.approx(60)
+
+
+def test_a_fit_resting_on_one_trial_per_batch_size_says_so():
+    b = np.array([32, 256])
+    step_time = StepTimeModel.from_throughput([(32, 3200), (256, 12800)])
+    thin = fit_scaling(_trials(b, 50 * (1 + 100 / b)), metric="accuracy", higher_is_better=True, target=0.9,
+                       planned_samples=10**5, step_time=step_time)
+    assert thin.fit is not None
+    assert any("single trial at batch sizes 32, 256" in n for n in thin.notes)
+    sizes = np.array([32, 32, 256, 256])  # two trials at each size: no such note
+    both = fit_scaling(_trials(sizes, 50 * (1 + 100 / sizes)), metric="accuracy", higher_is_better=True, target=0.9,
+                       planned_samples=10**5, step_time=step_time)
+    assert not any("single trial" in n for n in both.notes)
