@@ -335,3 +335,26 @@ def test_tune_cli_resumes_after_kill_9_without_losing_or_rerunning_trials(tmp_pa
     again = subprocess.run(cmd + ["--resume", "--space", str(write(tmp_path, "other.yaml", SMALL_SPACE + "\n# changed\n"))],
                            capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "search space differs" in again.stderr
+
+
+def test_trials_cut_by_the_time_budget_keep_their_curves(tmp_path):
+    """Ray Tune ends the search at its time budget without ending the running trials through the callbacks;
+    their curves so far are measurements (a good trial reaches the target early) and must not be lost."""
+    from types import SimpleNamespace
+
+    from autobs.search import _Recorder
+
+    header = {"metric": "accuracy"}
+    recorder = _Recorder(tmp_path / "trials.json", header, [], space=None, sampler_info={}, progress=False, total=0)
+    config = {"batch_size": 32, "lr": 0.1, "warmup_fraction": 0.0, "schedule": "cosine", "schedule_params": {}}
+    measured, unmeasured = (SimpleNamespace(trial_id=i, config=config | {"sampler_number": n})
+                            for n, i in enumerate(("a", "b")))
+    for trial in (measured, unmeasured):
+        recorder.start(trial)
+        recorder.result(trial, {"samples": 0, "steps": 0, "seconds": 0.0, "val_metric": 0.1, "train_s": 0.0})
+    recorder.result(measured, {"samples": 3200, "steps": 100, "seconds": 1.0, "val_metric": 0.9, "train_s": 1.0})
+
+    assert recorder.cut() == 1
+    saved = json.loads((tmp_path / "trials.json").read_text())["trials"]
+    assert [(t["status"], [p["steps"] for p in t["curve"]]) for t in saved] == [("stopped", [0, 100])]
+    assert not recorder.live
