@@ -180,7 +180,7 @@ def grid_run(task, oracle: Mapping, config: Mapping, seed: int) -> RunRecord:
     train_config = autobs.TrainConfig(batch_size=b, lr=config["lr"], schedule=config["schedule"],
                                       schedule_params=config.get("schedule_params") or {},
                                       warmup_steps=round(config.get("warmup_fraction", 0.0) * total))
-    r = autobs.train(task, train_config, samples=settings["samples"], seed=seed, device="cpu",
+    r = autobs.train(task, train_config, samples=settings["samples"], seed=seed,
                      eval_every_samples=max(b, settings["samples"] // settings["evals"]))
     return RunRecord(b, config["lr"], config["schedule"], seed, tuple(vars(p) for p in r.curve), r.steps, r.diverged)
 
