@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -448,11 +449,8 @@ def fit_scaling(
         # warmup and schedule untuned there, so its steps-to-target can sit far above that best (measured:
         # char_lm at 15% of its grid, 2 trials, read B_noise 0.3x the oracle's, outside the 90% interval;
         # reports/recommend.md), and the interval cannot know it: say so.
-        tried = {t["config"]["batch_size"]: 0 for t in reached}
-        for t in trials:
-            if t["status"] in USABLE and t["config"]["batch_size"] in tried:
-                tried[t["config"]["batch_size"]] += 1
-        single = sorted(b for b, n in tried.items() if n == 1)
+        tried = Counter(t["config"]["batch_size"] for t in trials if t["status"] in USABLE)
+        single = sorted(b for b in {t["config"]["batch_size"] for t in reached} if tried[b] == 1)
         if single:
             notes.append(
                 f"the S(B) fit rests on a single trial at batch size{'s' if len(single) > 1 else ''} "

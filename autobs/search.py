@@ -245,12 +245,13 @@ class _Recorder:
         callbacks; without this, at small budgets (char_lm at 15% of its grid) half the search's compute
         was thrown away. Trials with no evaluation after the untrained one are dropped. Returns the count kept."""
         kept = 0
-        for trial_id in list(self.live):
-            if any(p["steps"] > 0 for p in self.live[trial_id]["curve"]):
+        for trial_id, record in list(self.live.items()):
+            if any(p["steps"] > 0 for p in record["curve"]):
                 self._finish(trial_id)
                 kept += 1
             else:
                 self.live.pop(trial_id)
+                self.heard_at.pop(trial_id, None)
         return kept
 
     def _finish(self, trial_id: str, error: str | None = None) -> None:
