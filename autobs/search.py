@@ -652,8 +652,11 @@ def run_search(
         )
         recorder.save()
         try:
-            with contextlib.redirect_stdout(sys.stderr):  # Ray's tables: stdout is for --json alone
-                tuner.fit()
+            # Ray Tune's default output engine prints an experiment header and the results path even at
+            # verbose=0, in among the progress lines; its legacy reporter prints nothing at verbose=0. Ray
+            # reads the switch when fit() starts, so it is set for this call only.
+            with contextlib.redirect_stdout(sys.stderr), _environ(RAY_AIR_NEW_OUTPUT="0"):
+                tuner.fit()  # stdout is for --json alone: anything Ray still prints goes to stderr
         except KeyboardInterrupt:
             again = resume_command or "autobs tune ... --resume"
             raise SearchError(f"interrupted: {len(records)} finished trials are saved in {path}. Resume with: "
@@ -683,6 +686,21 @@ def run_search(
         notes.append(f"the time budget ({budget_s:.0f} s) ended the search after {len(records)} trials"
                      + (f" of {trials}" if trials else ""))
     return _result(header, records, elapsed, path, notes)
+
+
+@contextlib.contextmanager
+def _environ(**values: str):
+    """Set environment variables for the ``with`` block, then put back what was there."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _result(header: dict, records: list[dict], elapsed: float, path: Path, notes: list[str]) -> SearchResult:

@@ -331,6 +331,8 @@ def test_tune_cli_resumes_after_kill_9_without_losing_or_rerunning_trials(tmp_pa
     ids = [t["trial_id"] for t in after]
     assert len(set(ids)) == len(ids)  # none rerun
     assert all({"config", "status", "val_metric"} <= set(t) for t in after)
+    assert "trial 5:" in done.stderr  # autobs's progress lines, and not Ray Tune's own header among them
+    assert "Configuration for experiment" not in done.stderr and "View detailed results" not in done.stderr
 
     again = subprocess.run(cmd + ["--resume", "--space", str(write(tmp_path, "other.yaml", SMALL_SPACE + "\n# changed\n"))],
                            capture_output=True, text=True, timeout=120)
