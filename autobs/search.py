@@ -238,23 +238,24 @@ class _Recorder:
     def end(self, trial, error: str | None = None) -> None:
         self._finish(trial.trial_id, error)
 
-    def cut(self) -> int:
+    def cut(self, ended_at: float) -> int:
         """Record the trials still running when the time budget ended the search as stopped, with their
         curves so far: a good trial reaches the target well before its end (the examples' best configs in
         20-30% of the run), so a trial cut at 70% is a measurement. Ray Tune does not end them through the
         callbacks; without this, at small budgets (char_lm at 15% of its grid) half the search's compute
-        was thrown away. Trials with no evaluation after the untrained one are dropped. Returns the count kept."""
+        was thrown away. Trials with no evaluation after the untrained one are dropped. ``ended_at``: when Ray
+        Tune ended them (their ``wall_s`` stops there, not at Ray's shut-down). Returns the count kept."""
         kept = 0
         for trial_id, record in list(self.live.items()):
             if any(p["steps"] > 0 for p in record["curve"]):
-                self._finish(trial_id)
+                self._finish(trial_id, ended_at=ended_at)
                 kept += 1
             else:
                 self.live.pop(trial_id)
                 self.heard_at.pop(trial_id, None)
         return kept
 
-    def _finish(self, trial_id: str, error: str | None = None) -> None:
+    def _finish(self, trial_id: str, error: str | None = None, ended_at: float | None = None) -> None:
         record = self.live.pop(trial_id, None)
         silent_s = time.time() - self.heard_at.pop(trial_id, time.time())
         if record is None:
@@ -278,7 +279,7 @@ class _Recorder:
             self.failures_in_row = 0
         record.pop("final", None)  # the trial's last report's flags, folded into its status
         record.pop("diverged", None)
-        record["wall_s"] = time.time() - record["started_at"]
+        record["wall_s"] = (ended_at or time.time()) - record["started_at"]
         self.records.append(record)
         self.save()
         if self.progress:
@@ -657,6 +658,7 @@ def run_search(
             # reads the switch when fit() starts, so it is set for this call only.
             with contextlib.redirect_stdout(sys.stderr), _environ(RAY_AIR_NEW_OUTPUT="0"):
                 tuner.fit()  # stdout is for --json alone: anything Ray still prints goes to stderr
+            fit_ended = time.time()
         except KeyboardInterrupt:
             again = resume_command or "autobs tune ... --resume"
             raise SearchError(f"interrupted: {len(records)} finished trials are saved in {path}. Resume with: "
@@ -668,7 +670,7 @@ def run_search(
             ray.shutdown()
     elapsed = time.time() - began
     out_of_time = budget_s is not None and elapsed >= budget_s * 0.98
-    if out_of_time and (cut := recorder.cut()):  # not after a Ctrl-C: a resume reruns those trials whole
+    if out_of_time and (cut := recorder.cut(fit_ended)):  # not after a Ctrl-C: a resume reruns those trials whole
         notes.append(f"{cut} trial{'s' if cut > 1 else ''} still running at the end of the time budget "
                      f"{'were' if cut > 1 else 'was'} kept as stopped, with {'their' if cut > 1 else 'its'} curve so far")
     if len(records) < count and recorder.failures_in_row < max_failures_in_row and not out_of_time:

@@ -356,7 +356,10 @@ def test_trials_cut_by_the_time_budget_keep_their_curves(tmp_path):
         recorder.result(trial, {"samples": 0, "steps": 0, "seconds": 0.0, "val_metric": 0.1, "train_s": 0.0})
     recorder.result(measured, {"samples": 3200, "steps": 100, "seconds": 1.0, "val_metric": 0.9, "train_s": 1.0})
 
-    assert recorder.cut() == 1
+    ended_at = time.time()
+    time.sleep(0.2)  # Ray's shut-down: not part of the trial's time
+    assert recorder.cut(ended_at) == 1
     saved = json.loads((tmp_path / "trials.json").read_text())["trials"]
     assert [(t["status"], [p["steps"] for p in t["curve"]]) for t in saved] == [("stopped", [0, 100])]
+    assert saved[0]["wall_s"] == pytest.approx(ended_at - saved[0]["started_at"])
     assert not recorder.live
