@@ -1,11 +1,13 @@
-"""The whole job: memory probe → LR range test → noise scale → joint search → scaling fit, within a time
-budget, each stage cached in the run directory. Public entry: ``tune`` (``autobs recommend``).
+"""The whole job: memory probe → LR range test → noise scale → joint search → replicates → scaling fit,
+within a time budget, each stage cached in the run directory. Public entry: ``tune`` (``autobs recommend``).
 
 Budget. The stages run in order against one deadline. The probe comes first and is not cut (it is what
 prices the rest: its throughput gives the step time t(B)). From t(B) the LR range test takes at most
 ``RANGE_SHARE`` of the budget (fewer or smaller batch sizes when the planned ones cost more) and the
 noise measurement at most ``NOISE_SHARE`` (a smaller B_small, or skipped: it is only a prior). The search
-gets what is left less ``RESERVE_SHARE`` for the fit and Ray's shutdown, and runs as many trials as fit.
+gets what is left less ``REPLICATE_SHARE`` and ``RESERVE_SHARE``, and runs as many trials as fit; the
+replicates (the leading trials at each batch size rerun with fresh seeds, ``replicate.py``) get what the
+search leaves less ``RESERVE_SHARE`` for the fit and the report. A replicate run is saved as it ends.
 
 Caching. Each stage's JSON carries the task's fingerprint and the settings that change its result; a
 matching file is reused, so rerunning an interrupted ``autobs recommend`` continues where it stopped, and
@@ -31,9 +33,10 @@ DEFAULT_BUDGET_S = 300.0  # the README example (digits, 2 CPU cores) finishes in
 RANGE_SHARE = 0.15
 NOISE_SHARE = 0.10
 RESERVE_SHARE = 0.05  # fit, bootstrap, writing, Ray shutdown
+REPLICATE_SHARE = 0.10  # the leading trials rerun with fresh seeds (replicate.py): 24 short runs on digits
 MIN_SEARCH_S = 20.0  # less than this cannot start Ray and finish one trial
-STAGE_FILES = ("memory.json", "lr_range.json", "noise.json", "trials.json", "search.json", "scaling.json",
-               "recommendation.json", "report.html")
+STAGE_FILES = ("memory.json", "lr_range.json", "noise.json", "trials.json", "search.json", "replicates.json",
+               "scaling.json", "recommendation.json", "report.html")
 
 
 @dataclass
@@ -254,7 +257,8 @@ def tune(
     from .noise import MICRO_BATCHES, noise_scale
     from .report import REPORT_FILE, write_report
     from .rundir import locked, read_json, run_dir, write_json
-    from .scaling import StepTimeModel, fit_scaling
+    from .replicate import replicate_best
+    from .scaling import USABLE, StepTimeModel, choose_target, fit_scaling
     from .search import TRIALS_FILE, run_search
     from .space import default_space_name, load_space
     from .task import Task, load_task
@@ -330,13 +334,13 @@ def tune(
                            "lr_anchor": f"range test × (1 + {b_simple:.4g}/B)^-{power:g}" if shaped else "range test"}
         done = _cached(out / "search.json", task, search_settings)
         if done is None:
-            search_s = began + budget_s - time.time() - RESERVE_SHARE * budget_s
+            search_s = began + budget_s - time.time() - (RESERVE_SHARE + REPLICATE_SHARE) * budget_s
             if search_s < MIN_SEARCH_S:
                 spent = time.time() - began
                 raise ConfigError(
                     f"the budget ({budget_s:.0f} s) leaves {max(0.0, search_s):.0f} s for the search after the "
                     f"stages before it took {spent:.0f} s; the search needs at least {MIN_SEARCH_S:.0f} s. Fix: give "
-                    f"--budget of at least {spent + MIN_SEARCH_S + RESERVE_SHARE * budget_s + 60:.0f}s (the finished "
+                    f"--budget of at least {spent + MIN_SEARCH_S + (RESERVE_SHARE + REPLICATE_SHARE) * budget_s + 60:.0f}s (the finished "
                     "stages are saved and will be reused).")
             if progress:
                 _progress(f"joint search: {search_space.name} space, {search_s:.0f} s")
@@ -356,11 +360,41 @@ def tune(
         stage("joint search", t)
 
         t = time.time()
+        # The target first (the replicates are read at it): the user's, or the rule's over the trials.
+        fit_target, target_rule = target, None
+        if target is None and any(r["status"] in USABLE and r.get("curve") for r in trials):
+            fit_target, target_rule = choose_target(trials, task.higher_is_better)
+        runs: list[dict] = []
+        if fit_target is not None:
+            replicate_settings = {"device": dev, "seed": seed, "target": fit_target, "trials": len(trials)}
+            saved = _cached(out / "replicates.json", task, replicate_settings)
+            runs = saved["runs"] if saved else []
+
+            def keep(run: dict) -> None:  # each run saved as it ends: an interruption loses none
+                runs.append(run)
+                _save(out / "replicates.json", task, replicate_settings, {"runs": runs, "done": False})
+
+            if saved and saved.get("done"):  # ran to its end (or its budget's): reused as is, like the search
+                if progress:
+                    _progress(f"replicates: reused {out / 'replicates.json'} ({len(runs)} runs)")
+            else:
+                if progress:
+                    _progress("replicates: the leading trials at each batch size again, with fresh seeds"
+                              + (f" ({len(runs)} runs reused)" if runs else ""))
+                replicate_best(task, trials, fit_target, task.higher_is_better,
+                               trial_samples=read_json(out / TRIALS_FILE)["trial_samples"],
+                               budget_s=max(0.0, began + budget_s - time.time() - RESERVE_SHARE * budget_s),
+                               device=device, seed=seed, done=list(runs), on_run=keep, progress=progress)
+                _save(out / "replicates.json", task, replicate_settings, {"runs": runs, "done": True})
+        stage("replicates", t)
+
+        t = time.time()
         scaling = fit_scaling(
             trials, metric=task.metric, higher_is_better=task.higher_is_better, step_time=step_time,
             planned_samples=task.epochs * len(task.train), max_batch_size=max_batch_size, b_simple=b_simple,
             alpha_prior=(lr_exponent(lr_anchor, [t["config"]["batch_size"] for t in trials] or [1])
-                         if shaped else lr_range["lr_scaling_exponent"]), target=target, seed=seed,
+                         if shaped else lr_range["lr_scaling_exponent"]), target=fit_target, target_rule=target_rule,
+            replicates=runs, seed=seed,
         )
         _save(out / "scaling.json", task, {"target": target}, scaling.to_dict())
         stage("scaling fit", t)
