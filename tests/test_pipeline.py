@@ -12,7 +12,7 @@ import torch
 
 import autobs
 import autobs.rundir
-from autobs import search
+from autobs import replicate, search
 from autobs.cli import main as cli_main
 from autobs.rundir import write_json
 from autobs.schedules import SCHEDULES
@@ -37,6 +37,22 @@ def _fake_search(calls: list):
     return run
 
 
+def _fake_replicates(task, trials, target, higher_is_better, *, done=None, on_run=None, **settings):
+    """A stand-in for the reruns: each synthetic trial's own curve again (they are not the real task's runs)."""
+    runs = list(done or [])
+    for t in trials:
+        if all(r["trial"] != t["number"] for r in runs):
+            runs.append({"trial": t["number"], "batch_size": t["config"]["batch_size"], "seed": 0, "curve": t["curve"]})
+            if on_run:
+                on_run(runs[-1])
+    return runs
+
+
+def _fake_stages(monkeypatch, calls: list) -> None:
+    monkeypatch.setattr(search, "run_search", _fake_search(calls))
+    monkeypatch.setattr(replicate, "replicate_best", _fake_replicates)
+
+
 def test_interrupted_run_resumes_without_redoing_finished_stages(tmp_path, monkeypatch):
     out = tmp_path / "run"
 
@@ -56,7 +72,7 @@ def test_interrupted_run_resumes_without_redoing_finished_stages(tmp_path, monke
     for module, name in (("memory", "probe_memory"), ("lr_range", "lr_range_test"), ("noise", "noise_scale")):
         monkeypatch.setattr(f"autobs.{module}.{name}", forbidden)
     calls: list = []
-    monkeypatch.setattr(search, "run_search", _fake_search(calls))
+    _fake_stages(monkeypatch, calls)
     rec = autobs.tune(DIGITS, budget=600, out=out, progress=False)
     assert {name: (out / name).read_text() for name in saved} == saved
     assert len(calls) == 1 and calls[0]["stratify"] and calls[0]["budget_s"] <= 600
@@ -71,7 +87,7 @@ def test_interrupted_run_resumes_without_redoing_finished_stages(tmp_path, monke
 
 
 def test_recommendation_builds_working_optimizer_and_scheduler(tmp_path, monkeypatch):
-    monkeypatch.setattr(search, "run_search", _fake_search([]))
+    _fake_stages(monkeypatch, [])
     rec = autobs.tune(DIGITS, budget=600, out=tmp_path / "run", progress=False)
     task = autobs.load_task(DIGITS)
     model = task.model()

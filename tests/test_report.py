@@ -11,13 +11,12 @@ from pathlib import Path
 import pytest
 
 import autobs
-from autobs import search
 from autobs.cli import main as cli_main
 from autobs.report import render, report_data, write_report
 from autobs.rundir import write_json
 from autobs.schedules import lr_factor
 
-from .test_pipeline import DIGITS, _fake_search
+from .test_pipeline import DIGITS, _fake_stages
 
 HOSTILE = '<script>alert("x")</script>\' onload="alert(1)'
 
@@ -27,7 +26,7 @@ def run(tmp_path_factory) -> Path:
     """A finished run directory (real probe, range test and noise on digits; a synthetic search)."""
     out = tmp_path_factory.mktemp("report") / "run"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(search, "run_search", _fake_search([]))
+        _fake_stages(mp, [])
         autobs.tune(DIGITS, budget=600, out=out, progress=False)
     return out
 
