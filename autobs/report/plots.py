@@ -162,7 +162,11 @@ def steps_plot(scaling: dict) -> str | None:
     if not scaling.get("available") or not pts:
         return None
     fig, ax = _figure()
-    ax.plot(*zip(*pts), "o", color="C0", label="steps to target (best trial)")
+    ax.plot(*zip(*pts), "o", color="C0", label="steps to target (reruns' median; the search's read where none)")
+    reads = [(r["batch_size"], r["search_steps_to_target"]) for r in scaling.get("per_batch", [])
+             if r.get("replicates") and _ok(r.get("search_steps_to_target"))]
+    if reads:  # the rerun trial's own read in the search: where the luck of the best single run shows
+        ax.plot(*zip(*reads), "o", mfc="none", color="C0", label="the same trial's read in the search")
     ax.plot([b for b, _ in pts], [b * s for b, s in pts], "s", color="C1", label="samples to target")
     curve = scaling.get("fit_curve")
     if curve:
