@@ -40,7 +40,8 @@ def replicate_best(task, trials: list[dict], target: float, higher_is_better: bo
         trials: the search's trial records (``trials.json``).
         target: the metric value the trials are ranked by (steps to reach it, ``steps_to_target``).
         trial_samples: the trials' length in samples (their schedule is laid out over it).
-        budget_s: no run starts after this many seconds, and a run still going then is cut and dropped.
+        budget_s: no run starts after this many seconds, nor one that its trial says would not end in the time
+            left; a run still going at the end is cut and dropped.
         done: runs already made (a resumed stage); they are not run again.
         on_run: called with each new run as it ends (the pipeline saves them, so an interruption keeps them).
 
@@ -67,6 +68,8 @@ def replicate_best(task, trials: list[dict], target: float, higher_is_better: bo
         left = budget_s - (time.time() - began)
         if left <= 0:
             break
+        if _expected_seconds(trial, target, higher_is_better) > left:
+            continue  # would be cut before its crossing is confirmed; a shorter run (a larger batch) may fit
         c = trial["config"]
         total_steps = max(1, round(trial_samples / c["batch_size"]))
         config = TrainConfig(batch_size=c["batch_size"], lr=c["lr"], schedule=c["schedule"],
@@ -94,3 +97,13 @@ def replicate_best(task, trials: list[dict], target: float, higher_is_better: bo
             print(f"[{n + 1}/{len(plan)}] trial {trial['number']} (batch {c['batch_size']}) again, seed {run_seed}: {read}",
                   file=sys.stderr, flush=True)
     return runs
+
+
+def _expected_seconds(trial: dict, target: float, higher_is_better: bool) -> float:
+    """How long a rerun of ``trial`` should train: the trial's own training seconds at its ``CONFIRM_EVALS``-th
+    evaluation past its first at or past the target (or at its last evaluation)."""
+    curve = trial["curve"]
+    reached = [i for i, p in enumerate(curve) if p["metric"] is not None and math.isfinite(p["metric"])
+               and p.get("steps", 0) > 0 and (p["metric"] >= target if higher_is_better else p["metric"] <= target)]
+    end = min(len(curve) - 1, reached[0] + CONFIRM_EVALS - 1) if reached else len(curve) - 1
+    return float(curve[end].get("seconds", 0.0))

@@ -3,6 +3,8 @@ luckiest trial at each batch size."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 import autobs
@@ -64,3 +66,9 @@ def test_replicates_rerun_each_sizes_leaders_with_fresh_seeds_and_stop_once_conf
                           done=runs, progress=False) == runs
     assert replicate_best(task, trials, 0.8, True, trial_samples=trial_samples, budget_s=0, device="cpu",
                           progress=False) == []
+    # Nor does a run that its trial says would not end in the time left (it would be cut and wasted).
+    slow = [{**trials[3], "curve": [{**point, "seconds": 100.0 * point["steps"]} for point in trials[3]["curve"]]}]
+    began = time.time()
+    assert replicate_best(task, slow, 0.8, True, trial_samples=trial_samples, budget_s=60, device="cpu",
+                          progress=False) == []
+    assert time.time() - began < 5
