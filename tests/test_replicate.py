@@ -3,8 +3,6 @@ luckiest trial at each batch size."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 import autobs
@@ -68,7 +66,5 @@ def test_replicates_rerun_each_sizes_leaders_with_fresh_seeds_and_stop_once_conf
                           progress=False) == []
     # Nor does a run that its trial says would not end in the time left (it would be cut and wasted).
     slow = [{**trials[3], "curve": [{**point, "seconds": 100.0 * point["steps"]} for point in trials[3]["curve"]]}]
-    began = time.time()
     assert replicate_best(task, slow, 0.8, True, trial_samples=trial_samples, budget_s=60, device="cpu",
-                          progress=False) == []
-    assert time.time() - began < 5
+                          progress=False) == []  # started, it would have ended in about a second
