@@ -33,9 +33,9 @@ DEFAULT_BUDGET_S = 300.0  # the README example (digits, 2 CPU cores) finishes in
 RANGE_SHARE = 0.15
 NOISE_SHARE = 0.10
 RESERVE_SHARE = 0.05  # fit, bootstrap, writing, Ray shutdown
-REPLICATE_SHARE = 0.20  # the leading trials rerun with fresh seeds (replicate.py). At 10%, a small budget left
-# 2 or 3 of the 16-22 planned reruns (the search overruns its share by Ray's shut-down) at 15% of the digits grid (41 s).
-# Unused time is not spent: at 300 s the digits reruns take 18 s, and the run ends that much early.
+REPLICATE_SHARE = 0.10  # the leading trials rerun with fresh seeds (replicate.py): at 300 s the digits reruns
+# take 18 s of their 30. 20% was tried (reports/recommend_replicates20.md): at the benchmark's small budgets it cut the search to
+# 12-13 trials (Ray's start-up is a fixed cost) and digits' regret rose (1.19-1.47 against 1.05-1.06).
 MIN_SEARCH_S = 20.0  # less than this cannot start Ray and finish one trial
 STAGE_FILES = ("memory.json", "lr_range.json", "noise.json", "trials.json", "search.json", "replicates.json",
                "scaling.json", "recommendation.json", "report.html")

@@ -32,16 +32,13 @@ import numpy as np
 from .errors import ConfigError
 
 
-def steps_to_target(curve: Iterable, target: float, higher_is_better: bool, interpolate: bool = False,
-                    monotone: bool = False) -> float:
+def steps_to_target(curve: Iterable, target: float, higher_is_better: bool, monotone: bool = False) -> float:
     """The first step whose validation metric reaches ``target``; ``inf`` if none does.
 
     ``curve`` holds points with ``step`` (or ``steps``) and ``metric`` (``CurvePoint`` objects, their dicts
     or a search trial's points). The true crossing lies between the previous point and the first that
     reaches the target; by default that point's step is returned (what a user watching the evaluations
-    sees). ``interpolate`` reads the crossing off the straight line between the two points instead: the
-    evaluation interval grows with the run's step count (a fixed number of evaluations per run), so
-    without it small batch sizes, with their long runs, would be charged up to a whole interval more.
+    sees, and how the oracle's grid is read).
 
     ``monotone`` reads the crossing off the curve's monotone fit (isotonic regression, the pool-adjacent-
     violators fit; Barlow et al. 1972) up to its best point, instead of off the raw points. A validation
@@ -50,6 +47,9 @@ def steps_to_target(curve: Iterable, target: float, higher_is_better: bool, inte
     evaluation, so it comes earlier the more often one evaluates. Measured on digits (the search's best
     configs, 6 seeds each, evaluated every step or on grids of 20 and 50 points a run): the raw crossing
     put B_noise at 32, 78 and 120 by evaluation density alone, the monotone fit's at 125, 117 and 127.
+    The crossing is interpolated between the fit's points: the evaluation interval grows with the run's
+    step count (a fixed number of evaluations per run), so the next evaluation would charge small batch
+    sizes, with their long runs, up to a whole interval more.
     """
     points = []
     for point in curve:
@@ -70,7 +70,7 @@ def steps_to_target(curve: Iterable, target: float, higher_is_better: bool, inte
     previous = None
     for step, metric in points:
         if (metric >= target) if higher_is_better else (metric <= target):
-            if (interpolate or monotone) and previous is not None and metric != previous[1]:
+            if monotone and previous is not None and metric != previous[1]:
                 (s0, m0) = previous
                 return float(s0 + (step - s0) * (target - m0) / (metric - m0))
             return float(step)

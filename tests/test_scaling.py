@@ -141,7 +141,7 @@ def _trials(batch_sizes, steps, final=None):
 def test_interpolated_crossing_lies_between_the_evaluations():
     curve = [{"steps": 0, "metric": 0.1}, {"steps": 40, "metric": 0.5}, {"steps": 80, "metric": 0.9}]
     assert steps_to_target(curve, 0.7, higher_is_better=True) == 80
-    assert steps_to_target(curve, 0.7, higher_is_better=True, interpolate=True) == pytest.approx(60)
+    assert steps_to_target(curve, 0.7, higher_is_better=True, monotone=True) == pytest.approx(60)
 
 
 def test_a_fit_resting_on_one_trial_per_batch_size_says_so():
