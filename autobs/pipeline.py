@@ -352,13 +352,14 @@ def tune(
                 resume=(out / TRIALS_FILE).exists(), stratify=True, trial_timeout_s=trial_timeout_s, progress=progress,
                 resume_command=resume_command,
             )
-            trials = result.trials
+            trials, trial_samples = result.trials, result.trial_samples
             _save(out / "search.json", task, search_settings, {"trials": len(trials), "elapsed_s": result.elapsed_s,
                                                               "notes": result.notes})
         else:
             if progress:
                 _progress(f"joint search: reused {out / TRIALS_FILE} ({done['trials']} trials)")
-            trials = read_json(out / TRIALS_FILE)["trials"]
+            recorded = read_json(out / TRIALS_FILE)
+            trials, trial_samples = recorded["trials"], recorded["trial_samples"]
         stage("joint search", t)
 
         t = time.time()
@@ -384,7 +385,7 @@ def tune(
                     _progress("replicates: the leading trials at each batch size again, with fresh seeds"
                               + (f" ({len(runs)} runs reused)" if runs else ""))
                 replicate_best(task, trials, fit_target, task.higher_is_better,
-                               trial_samples=read_json(out / TRIALS_FILE)["trial_samples"],
+                               trial_samples=trial_samples,
                                budget_s=max(0.0, began + budget_s - time.time() - RESERVE_SHARE * budget_s),
                                device=device, seed=seed, done=list(runs), on_run=keep, progress=progress)
                 _save(out / "replicates.json", task, replicate_settings, {"runs": runs, "done": True})

@@ -47,17 +47,13 @@ def replicate_best(task, trials: list[dict], target: float, higher_is_better: bo
 
     Each run: ``trial`` (the trial's number), ``batch_size``, ``seed``, ``curve`` (steps, samples, metric).
     """
-    from .scaling import USABLE, steps_to_target
+    from .scaling import reads_by_batch, steps_to_target
     from .training import TrainConfig, train
 
     began = time.time()
-    ranked: dict[int, list[dict]] = {}
-    for t in trials:
-        if t["status"] in USABLE and t.get("curve"):
-            read = steps_to_target(t["curve"], target, higher_is_better, monotone=True)
-            if math.isfinite(read):
-                ranked.setdefault(t["config"]["batch_size"], []).append((read, t))
-    leaders = {b: [t for _, t in sorted(group, key=lambda rt: rt[0])[:TOP_K]] for b, group in sorted(ranked.items())}
+    leaders = {b: [t for read, t in reads[:TOP_K] if math.isfinite(read)]
+               for b, reads in reads_by_batch(trials, target, higher_is_better).items()}
+    leaders = {b: ts for b, ts in leaders.items() if ts}
     plan = [(leaders[b][k], SEED_BASE + seed + i) for k in range(TOP_K) for i in range(SEEDS) for b in leaders
             if k < len(leaders[b])]
     runs = list(done or [])

@@ -347,6 +347,17 @@ def _rank_key(t: dict, higher_is_better: bool):
     return (t["steps_to_target"], -best if higher_is_better else best)
 
 
+def reads_by_batch(trials: list[dict], target: float, higher_is_better: bool) -> dict[int, list[tuple[float, dict]]]:
+    """Each batch size's usable trials (completed or stopped, with a curve) and their steps to ``target``,
+    read off the monotone fit (``steps_to_target``), fewest first; by batch size, smallest first."""
+    groups: dict[int, list[tuple[float, dict]]] = {}
+    for t in trials:
+        if t["status"] in USABLE and t.get("curve"):
+            read = steps_to_target(t["curve"], target, higher_is_better, monotone=True)
+            groups.setdefault(t["config"]["batch_size"], []).append((read, t))
+    return {b: sorted(group, key=lambda rt: rt[0]) for b, group in sorted(groups.items())}
+
+
 def best_per_batch(trials: list[dict], target: float, higher_is_better: bool,
                    replicates: list[dict] | None = None) -> list[dict]:
     """For each batch size, its best trial by steps to ``target`` (ties: the better metric), with
@@ -360,12 +371,8 @@ def best_per_batch(trials: list[dict], target: float, higher_is_better: bool,
     0.35–0.85x of the same configs' median over 6 fresh seeds, the lowest at the smallest batch sizes,
     whose curves hover near the target longest — which alone put B_noise at 0.4x.
     """
-    groups: dict[int, list[dict]] = {}
-    for t in trials:
-        if t["status"] in USABLE and t.get("curve"):
-            read = steps_to_target(t["curve"], target, higher_is_better, monotone=True)
-            groups.setdefault(t["config"]["batch_size"], []).append(
-                {**t, "steps_to_target": read, "search_steps_to_target": read, "replicates": 0})
+    groups = {b: [{**t, "steps_to_target": read, "search_steps_to_target": read, "replicates": 0} for read, t in reads]
+              for b, reads in reads_by_batch(trials, target, higher_is_better).items()}
     by_trial: dict[Any, list[float]] = {}
     for r in replicates or []:
         by_trial.setdefault(r["trial"], []).append(steps_to_target(r["curve"], target, higher_is_better, monotone=True))
