@@ -442,6 +442,28 @@ def start_ray(address: str | None, num_cpus: int, num_gpus: int) -> bool:
     return True
 
 
+def stop_ray() -> None:
+    """``ray.shutdown()`` of the Ray that :func:`start_ray` started, less its wait on the autoscaler monitor.
+
+    Ray stops its processes one by one, each with SIGTERM and up to 1 s to exit before SIGKILL. The autoscaler
+    monitor does not exit on SIGTERM, so every shut-down waited the whole second on it (measured on Ray 2.60:
+    monitor 1.01 s, every other process under 0.05 s). A Ray started by autobs has no autoscaler to stop
+    cleanly (no cluster config; the monitor only reports), so the monitor is killed at once. Ray's private
+    process table is read defensively: if it moves, this is plain ``ray.shutdown()``.
+    """
+    import ray
+
+    try:
+        from ray._private import ray_constants, worker
+
+        for info in worker._global_node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, []):
+            info.process.kill()
+            info.process.wait(timeout=1)
+    except Exception:  # noqa: BLE001 - a Ray without this table still shuts down below
+        pass
+    ray.shutdown()
+
+
 def _token_auth_enabled() -> bool:
     """Whether this process talks to Ray with token authentication (Ray >= 2.52 has it; older Ray has none)."""
     try:
@@ -665,9 +687,7 @@ def run_search(
                               f"{again}") from None
     finally:
         if started:
-            import ray
-
-            ray.shutdown()
+            stop_ray()
     elapsed = time.time() - began
     out_of_time = budget_s is not None and elapsed >= budget_s * 0.98
     if out_of_time and (cut := recorder.cut(fit_ended)):  # not after a Ctrl-C: a resume reruns those trials whole

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import autobs
-from autobs.search import SearchError, run_search, start_ray
+from autobs.search import SearchError, run_search, start_ray, stop_ray
 from autobs.space import SearchSpaceError, load_space
 
 from .conftest import ROOT
@@ -249,18 +249,21 @@ def test_failures_in_a_row_stop_the_search_with_a_message(tmp_path):
 
 def test_local_ray_listens_on_loopback_only_and_has_no_dashboard():
     import psutil
-    import ray
 
     assert start_ray(None, num_cpus=1, num_gpus=0)
     try:
-        ours = {p.pid for p in psutil.Process().children(recursive=True)} | {os.getpid()}
+        ray_processes = psutil.Process().children(recursive=True)
+        ours = {p.pid for p in ray_processes} | {os.getpid()}
         listening = [c.laddr for c in psutil.net_connections(kind="inet")
                      if c.status == psutil.CONN_LISTEN and c.pid in ours]
         assert listening  # Ray's servers are up ...
         assert all(a.ip in ("127.0.0.1", "::1", "::ffff:127.0.0.1") for a in listening), listening
         assert all(a.port != 8265 for a in listening)  # ... and the dashboard is not
     finally:
-        ray.shutdown()
+        stop_ray()
+    # ... and stopping it (the monitor killed outright, the rest by Ray) leaves none of its processes behind
+    _, alive = psutil.wait_procs(ray_processes, timeout=10)
+    assert not alive, [p.cmdline() for p in alive]
 
 
 def test_joining_a_ray_cluster_without_authentication_warns(tmp_path):
