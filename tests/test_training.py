@@ -72,10 +72,10 @@ def test_huge_lr_is_reported_as_diverged_not_raised(digits):
 def test_nan_loss_stops_the_run_as_diverged(small):
     calls = {"n": 0}
 
-    def nan_after_five(outputs, targets):
-        calls["n"] += 1
+    def nan_after_five(outputs, targets):  # training steps only: validation (no grad) stays finite
+        calls["n"] += torch.is_grad_enabled()
         loss = torch.nn.functional.cross_entropy(outputs, targets)
-        return loss * float("nan") if calls["n"] > 5 else loss
+        return loss * float("nan") if calls["n"] > 5 and torch.is_grad_enabled() else loss
 
     task = autobs.Task(model=small.model, train_data=(small.train.inputs, small.train.targets), loss=nan_after_five)
     result = autobs.train(task, autobs.TrainConfig(batch_size=16, lr=0.05), samples=1600)
@@ -100,6 +100,25 @@ def test_budget_in_samples_drops_incomplete_batches_and_evaluates_on_schedule(sm
     assert [p.step for p in result.curve] == [0, 2, 4, 5]
     seconds = [p.seconds for p in result.curve]
     assert seconds == sorted(seconds) and result.step_time_s > 0
+
+
+def test_default_evaluation_resolves_an_early_crossing_as_well_as_a_late_one(small):
+    from autobs.training import DEFAULT_EVAL_POINTS, EVAL_GROWTH
+
+    samples = 16 * 1000
+    result = autobs.train(small, autobs.TrainConfig(batch_size=16, lr=0.05), samples=samples)
+    points = [p.samples for p in result.curve]
+    every = samples // DEFAULT_EVAL_POINTS
+    assert set(range(every, samples + 1, every)) <= set(points)  # the plain grid is all there ...
+    early = [s for s in points if 0 < s <= 4 * every]
+    assert early[0] <= every // 4  # ... with points well before its first
+    # Each point at most EVAL_GROWTH times the samples of the last (plus the batch it lands in): a target
+    # first reached at any of them is bracketed to within 25% of its samples, where the plain grid's first
+    # point (1/20 of the run) brackets any crossing before it only by [0, 1/20].
+    assert all(b <= a * EVAL_GROWTH + 16 for a, b in zip(early, early[1:]))
+    # An explicit interval is that grid alone (the oracle's runs and earlier results stay comparable).
+    plain = autobs.train(small, autobs.TrainConfig(batch_size=16, lr=0.05), samples=samples, eval_every_samples=every)
+    assert [p.samples for p in plain.curve] == [0, *range(every, samples + 1, every)]
 
 
 def test_time_budget_and_callback_stop_the_run(small):
