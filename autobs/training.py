@@ -58,8 +58,15 @@ DEFAULT_EVAL_POINTS = 20
 # is then bracketed to within 25% of its samples wherever it falls (past the first 1/160 of a run), at
 # every batch size alike, for log(8·4)/log(1.25) ≈ 16 more points (points past 4 intervals are the
 # interval's own; every point of the plain grid is kept).
+# Those points cost at most EARLY_EVAL_SHARE of the run's compute: a point is a forward pass over the
+# validation set, about n_val/3 samples of training (the same estimate as above), so a run of H samples
+# can afford EARLY_EVAL_SHARE·3·H/n_val of them. Digits (20 epochs, 10% held out) affords 27, all 16;
+# char_lm (3 epochs, 451 validation sequences: a point costs ~9 steps at batch 16, measured) affords 4,
+# and its grid grows by 32^(1/4) ≈ 2.4 a point: its crossings come late in a run, where the plain grid
+# already resolves them.
 EVAL_GROWTH = 1.25
 EARLY_EVAL_SPAN = 8
+EARLY_EVAL_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -212,8 +219,9 @@ def train(
             (on the same device and thread count). The caller's global RNG state is left as it was.
         eval_every_samples: validation interval (exactly this grid when given). Default: about
             ``DEFAULT_EVAL_POINTS`` points per run, and before those, points spaced geometrically from
-            1/``EARLY_EVAL_SPAN`` of the interval (each ``EVAL_GROWTH`` times the last), so an early
-            crossing of a target is resolved as well as a late one. A point is also taken before the
+            1/``EARLY_EVAL_SPAN`` of the interval (each ``EVAL_GROWTH`` times the last, sparser where
+            validation is dear: ``EARLY_EVAL_SHARE``), so an early crossing of a target is resolved as
+            well as a late one. A point is also taken before the
             first step and after the last.
         callback: called with each new ``CurvePoint``; return True to stop training (``"callback"``).
         on_step: called with a ``StepInfo`` after every optimizer step; return True to stop training
@@ -239,22 +247,24 @@ def train(
     eval_every = eval_every_samples or max(config.batch_size, horizon // DEFAULT_EVAL_POINTS)
     if eval_every < 1:
         raise ConfigError(f"eval_every_samples must be positive; got {eval_every_samples!r}.")
-    early_from = None if eval_every_samples else max(1, eval_every // EARLY_EVAL_SPAN)
+    early_points = int(EARLY_EVAL_SHARE * 3 * horizon / max(1, len(task.val)))
+    growth = max(EVAL_GROWTH, (4 * EARLY_EVAL_SPAN) ** (1 / max(1, early_points)))
+    early_from = None if eval_every_samples or early_points < 2 else max(1, eval_every // EARLY_EVAL_SPAN)
 
     fork_devices = [dev] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(seed)
-        grid = partial(_next_eval, every=eval_every, early_from=early_from)
+        grid = partial(_next_eval, every=eval_every, early_from=early_from, growth=growth)
         return _run(task, config, dev, total_steps, max_seconds, seed, grid, callback, on_step, bf16)
 
 
-def _next_eval(samples_seen: int, every: int, early_from: int | None) -> int:
+def _next_eval(samples_seen: int, every: int, early_from: int | None, growth: float) -> int:
     """The samples count of the next validation point: the next multiple of ``every``, or, when
-    ``early_from`` is set, the next point of the geometric grid from it if that comes first."""
+    ``early_from`` is set, the next point of the geometric grid (ratio ``growth``) from it if that comes first."""
     uniform = (samples_seen // every + 1) * every
     if early_from is None:
         return uniform
-    return min(uniform, max(early_from, math.ceil(samples_seen * EVAL_GROWTH)))
+    return min(uniform, max(early_from, math.ceil(samples_seen * growth)))
 
 
 def _run(task, config, dev, total_steps, max_seconds, seed, next_eval_at, callback, on_step, bf16) -> TrainResult:
