@@ -55,10 +55,13 @@ def refined_oracle_fit(task: autobs.Task, oracle: dict):
     return fit_steps_to_target(reached, [refine_lr(task, oracle, b)[1] for b in reached])
 
 
-def monotone_oracle_fit(task: autobs.Task, oracle: dict):
+def monotone_oracle_fit(task: autobs.Task, oracle: dict, target: float | None = None):
     """The oracle's S(B) fit with its runs read as autobs reads them (``steps_to_target(monotone=True)``:
     the crossing of each curve's monotone fit, not its first evaluation past the target); per config the
-    median over its seeds, per batch size the best config, as the oracle does."""
+    median over its seeds, per batch size the best config, as the oracle does. ``target``: read at this
+    target instead of the oracle's (B_noise depends on it: it grows as the loss falls, McCandlish et al.
+    2018 §4, so autobs's B_noise at its own target is also compared with the oracle's at that target)."""
+    target = oracle["target"] if target is None else target
     from autobs.scaling import fit_steps_to_target, steps_to_target
     from benchmarks.oracle import read_runs
     from benchmarks.scoring import ORACLE_DIR
@@ -67,7 +70,7 @@ def monotone_oracle_fit(task: autobs.Task, oracle: dict):
     for run in read_runs(ORACLE_DIR / task.name / "runs.jsonl"):
         key = (run["batch_size"], run["lr"], run["schedule"])
         per_config.setdefault(key, []).append(
-            steps_to_target(run["curve"], oracle["target"], oracle["higher_is_better"], monotone=True))
+            steps_to_target(run["curve"], target, oracle["higher_is_better"], monotone=True))
     best: dict[int, float] = {}
     for (b, _, _), values in per_config.items():
         best[b] = min(best.get(b, math.inf), float(np.median(values)))
@@ -102,7 +105,8 @@ def autobs_run(task: autobs.Task, oracle: dict, budget: float, cores: int, seed:
            "cost_s": cost_s, "wall_s": wall}
     print(f"autobs seed {seed}: {row}", file=sys.stderr)
     return {"seed": seed, "row": row, "rec": rec.to_dict(), "trials": len(trials),
-            "target_rule": scaling["target_rule"], "b_noise_at_oracle_target": at_oracle.critical_batch_size}
+            "target_rule": scaling["target_rule"], "b_noise_at_oracle_target": at_oracle.critical_batch_size,
+            "oracle_b_noise_at_own_target": monotone_oracle_fit(task, oracle, rec.to_dict()["target"]).b_noise}
 
 
 def run_task(path: str, budget_share: float, cores: int, skip_peers: bool, seeds: list[int]) -> dict:
@@ -183,7 +187,9 @@ def report(results: list[dict], args) -> str:
                 + (f" (90% interval {lo_hi[0]:.0f}–{lo_hi[1]:.0f})" if lo_hi else "")
                 + f" at its own target {rec['target']:.4g}"
                 + (f", ratio to the oracle's {crit / o_b:.2f} (grid) / {crit / o_refined:.2f} (refined) / "
-                   f"{crit / r['oracle_b_noise_monotone']:.2f} (read as autobs reads)" if crit else "")
+                   f"{crit / r['oracle_b_noise_monotone']:.2f} (read as autobs reads); the oracle's at this target, "
+                   f"read as autobs reads: {run['oracle_b_noise_at_own_target']:.0f}, ratio "
+                   f"{crit / run['oracle_b_noise_at_own_target']:.2f}" if crit else "")
                 + f"; at the oracle's target {o['target']:g}, from the search's reads alone: "
                 f"{fmt(run['b_noise_at_oracle_target'], '.0f')}; B_simple {fmt(rec['b_simple'], '.0f')}. "
                 f"Target rule: {run['target_rule']}. Stage seconds "
@@ -193,8 +199,11 @@ def report(results: list[dict], args) -> str:
         if len(r["autobs"]) > 1:
             regrets = sorted(run["row"]["regret"] for run in r["autobs"])
             ratios = sorted((run["rec"]["critical_batch_size"] or math.nan) / o_refined for run in r["autobs"])
+            same_target = sorted((run["rec"]["critical_batch_size"] or math.nan) / run["oracle_b_noise_at_own_target"]
+                                 for run in r["autobs"])
             lines += [f"Over {len(regrets)} seeds: regret {', '.join(fmt(x, '.2f') for x in regrets)}; B_noise / the "
-                      f"refined oracle's {', '.join(fmt(x, '.2f') for x in ratios)}.", ""]
+                      f"refined oracle's {', '.join(fmt(x, '.2f') for x in ratios)}; / the oracle's at autobs's "
+                      f"own target (read as autobs reads) {', '.join(fmt(x, '.2f') for x in same_target)}.", ""]
     return "\n".join(lines)
 
 
