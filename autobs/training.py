@@ -221,8 +221,7 @@ def train(
             ``DEFAULT_EVAL_POINTS`` points per run, and before those, points spaced geometrically from
             1/``EARLY_EVAL_SPAN`` of the interval (each ``EVAL_GROWTH`` times the last, sparser where
             validation is dear: ``EARLY_EVAL_SHARE``), so an early crossing of a target is resolved as
-            well as a late one. A point is also taken before the
-            first step and after the last.
+            well as a late one. A point is also taken before the first step and after the last.
         callback: called with each new ``CurvePoint``; return True to stop training (``"callback"``).
         on_step: called with a ``StepInfo`` after every optimizer step; return True to stop training
             (``"callback"``). The LR range test and the noise-scale stage run through it.

@@ -7,7 +7,8 @@ whole call, model construction included. Two autobs variants:
 
 - "autobs.train": validation only before the first and after the last step, i.e. the same work as the
   bare loop plus one evaluation: this is the loop's overhead (goal: < 10%).
-- "autobs.train, default evaluation": ~20 validation passes over the run, as the stages use it. That is
+- "autobs.train, default evaluation": ~20 validation passes over the run and the early ones before them
+  (``training.EARLY_EVAL_SHARE``), as the stages use it. That is
   extra work the bare loop does not do, shown so its cost is known, not counted as overhead.
 
     python benchmarks/train_overhead.py                     # writes reports/train_overhead.md
@@ -119,7 +120,8 @@ def main() -> None:
         "\"vs bare loop\" is the median wall time relative to the bare loop's (positive = slower). The",
         "`autobs.train` row evaluates only before and after training, doing the bare loop's work plus",
         "bookkeeping (step timing, loss read-back for the divergence check, LR schedule, curve); the",
-        "default-evaluation row adds ~20 validation passes, which is extra work, not loop overhead.",
+        "default-evaluation row adds ~20 validation passes and the early ones before them (up to 16 more, at most",
+        "5% of the run's compute), which is extra work, not loop overhead.",
     ]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
