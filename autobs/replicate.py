@@ -14,11 +14,8 @@ What. At each batch size, its ``TOP_K`` trials with the fewest steps to the targ
 ``SEEDS`` fresh seeds each, with ``autobs.train`` at the trial's own length and evaluation grid. A rerun
 stops once its metric has been at or past the target for ``CONFIRM_EVALS`` evaluations in a row: the
 crossing is then read, and the rest of the run would only cost time. Runs go round by round (every
-size's first config, then every size's second config, then both again with the second seed), so a budget
-that runs out leaves every batch size measured once before any twice, and each of its leaders measured
-once before either twice: a leader whose search read was luck (on digits at 41 s, a batch-16 trial at a
-too-high LR that read 127 steps in the search and 583 on its rerun) is then weighed against the next
-leader's fresh read instead of standing alone for its batch size.
+size's first config's first seed, then every size's second seed, then the second configs), so a budget
+that runs out leaves every batch size measured once before any twice.
 """
 
 from __future__ import annotations
@@ -57,7 +54,7 @@ def replicate_best(task, trials: list[dict], target: float, higher_is_better: bo
     leaders = {b: [t for read, t in reads[:TOP_K] if math.isfinite(read)]
                for b, reads in reads_by_batch(trials, target, higher_is_better).items()}
     leaders = {b: ts for b, ts in leaders.items() if ts}
-    plan = [(leaders[b][k], SEED_BASE + seed + i) for i in range(SEEDS) for k in range(TOP_K) for b in leaders
+    plan = [(leaders[b][k], SEED_BASE + seed + i) for k in range(TOP_K) for i in range(SEEDS) for b in leaders
             if k < len(leaders[b])]
     runs = list(done or [])
     made = {(r["trial"], r["seed"]) for r in runs}

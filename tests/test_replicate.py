@@ -55,9 +55,6 @@ def test_replicates_rerun_each_sizes_leaders_with_fresh_seeds_and_stop_once_conf
     # The two leaders at batch 32 (trials 0 and 1, not 2) and the one trial at 128, each with SEEDS seeds.
     assert sorted((r["trial"], r["seed"]) for r in runs) == sorted(
         (n, SEED_BASE + i) for n in (0, 1, 3) for i in range(SEEDS))
-    # Round by round: every size's first leader, then its second, before any second seed, so a budget that
-    # runs out still has a fresh read of each leader rather than two of one.
-    assert [(r["trial"], r["seed"]) for r in runs[:3]] == [(0, SEED_BASE), (3, SEED_BASE), (1, SEED_BASE)]
     assert saved == runs  # each run handed over as it ended, for the pipeline to save
     for r in runs:
         reached = [p["metric"] >= 0.8 for p in r["curve"]]
