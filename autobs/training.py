@@ -60,7 +60,7 @@ DEFAULT_EVAL_POINTS = 20
 # interval's own; every point of the plain grid is kept).
 # Those points cost at most EARLY_EVAL_SHARE of the run's compute: a point is a forward pass over the
 # validation set, about n_val/3 samples of training (the same estimate as above), so a run of H samples
-# can afford EARLY_EVAL_SHARE·3·H/n_val of them. Digits (20 epochs, 10% held out) affords 27, all 16;
+# can afford EARLY_EVAL_SHARE·3·H/n_val of them. Digits (20 epochs, 10% held out) affords 26, all 16;
 # char_lm (3 epochs, 451 validation sequences: a point costs ~9 steps at batch 16, measured) affords 4,
 # and its grid grows by 32^(1/4) ≈ 2.4 a point: its crossings come late in a run, where the plain grid
 # already resolves them.

@@ -106,7 +106,7 @@ def autobs_run(task: autobs.Task, oracle: dict, budget: float, cores: int, seed:
     print(f"autobs seed {seed}: {row}", file=sys.stderr)
     return {"seed": seed, "row": row, "rec": rec.to_dict(), "trials": len(trials),
             "target_rule": scaling["target_rule"], "b_noise_at_oracle_target": at_oracle.critical_batch_size,
-            "oracle_b_noise_at_own_target": monotone_oracle_fit(task, oracle, rec.to_dict()["target"]).b_noise}
+            "oracle_b_noise_at_own_target": monotone_oracle_fit(task, oracle, rec.target).b_noise}
 
 
 def run_task(path: str, budget_share: float, cores: int, skip_peers: bool, seeds: list[int]) -> dict:
