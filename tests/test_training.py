@@ -121,6 +121,19 @@ def test_default_evaluation_resolves_an_early_crossing_as_well_as_a_late_one(sma
     assert [p.samples for p in plain.curve] == [0, *range(every, samples + 1, every)]
 
 
+def test_early_evaluation_points_are_left_out_where_validation_costs_more_than_they_are_worth(small):
+    from autobs.training import DEFAULT_EVAL_POINTS
+
+    # A run of 10 validation sets' worth of samples: an early point (one pass over the validation set,
+    # about a third of that many training samples) costs 3% of the run, so the 5% cap affords one, too few
+    # for a grid: the run keeps the plain grid, as char_lm's short runs over a large validation set do.
+    samples = 10 * len(small.val)  # batch 1, so that early points would have steps to land on
+    result = autobs.train(small, autobs.TrainConfig(batch_size=1, lr=0.05), samples=samples)
+    every = samples // DEFAULT_EVAL_POINTS
+    first_plain = next(p.samples for p in result.curve if p.samples >= every)
+    assert [p.samples for p in result.curve if 0 < p.samples < first_plain] == []
+
+
 def test_time_budget_and_callback_stop_the_run(small):
     config = autobs.TrainConfig(batch_size=16, lr=0.05)
     timed = autobs.train(small, config, samples=10**7, max_seconds=0.3)
