@@ -78,11 +78,13 @@ def monotone_oracle_fit(task: autobs.Task, oracle: dict, target: float | None = 
     return fit_steps_to_target(list(reached), list(reached.values()))
 
 
-def autobs_run(task: autobs.Task, oracle: dict, budget: float, cores: int, seed: int) -> dict:
-    """autobs.tune with ``seed`` (its search's sampler and every stage's runs), scored against the oracle."""
-    with tempfile.TemporaryDirectory() as out:
+def autobs_run(task: autobs.Task, oracle: dict, budget: float, cores: int, seed: int, keep: Path | None = None) -> dict:
+    """autobs.tune with ``seed`` (its search's sampler and every stage's runs), scored against the oracle.
+    ``keep``: write the run directory under it (``<task>/seed<seed>``) instead of a temporary one."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = str(keep / task.name / f"seed{seed}") if keep else scratch
         began = time.perf_counter()
-        rec = autobs.tune(task, budget=budget, out=out, progress=True, seed=seed)
+        rec = autobs.tune(task, budget=budget, out=out, progress=True, seed=seed, fresh=True)
         wall = time.perf_counter() - began
         trials = json.loads((Path(out) / "trials.json").read_text())["trials"]
         scaling = json.loads((Path(out) / "scaling.json").read_text())
@@ -109,11 +111,12 @@ def autobs_run(task: autobs.Task, oracle: dict, budget: float, cores: int, seed:
             "oracle_b_noise_at_own_target": monotone_oracle_fit(task, oracle, rec.target).b_noise}
 
 
-def run_task(path: str, budget_share: float, cores: int, skip_peers: bool, seeds: list[int]) -> dict:
+def run_task(path: str, budget_share: float, cores: int, skip_peers: bool, seeds: list[int],
+             keep: Path | None = None) -> dict:
     task = autobs.load_task(path)
     oracle = load_oracle(task.name)
     budget = budget_share * oracle["grid_seconds"] / cores
-    runs = [autobs_run(task, oracle, budget, cores, seed) for seed in seeds]
+    runs = [autobs_run(task, oracle, budget, cores, seed, keep) for seed in seeds]
     rows = [r["row"] for r in runs]
     if not skip_peers:
         max_batch_size, num_trials = runs[0]["rec"]["max_batch_size"], runs[0]["trials"]
@@ -217,9 +220,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
                         help="run autobs once per seed (its sampler and stages); peers run once")
     parser.add_argument("--out", default=str(ROOT / "reports/recommend.md"))
+    parser.add_argument("--keep-runs", type=Path, default=None,
+                        help="keep autobs's run directories under this folder (<task>/seed<N>; default: discarded)")
     args = parser.parse_args()
     args.cores = len(os.sched_getaffinity(0))
-    results = [run_task(t, args.budget_share, args.cores, args.skip_peers, args.seeds) for t in args.tasks]
+    results = [run_task(t, args.budget_share, args.cores, args.skip_peers, args.seeds, args.keep_runs) for t in args.tasks]
     text = report(results, args)
     Path(args.out).write_text(text + "\n")
     Path(args.out).with_suffix(".json").write_text(json.dumps(
