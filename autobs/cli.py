@@ -134,7 +134,7 @@ def _cmd_lr_find(args: argparse.Namespace) -> int:
 
 
 def _cmd_noise(args: argparse.Namespace) -> int:
-    from .lr_range import lr_at, lr_range_test
+    from .lr_range import lr_range_test, range_level
     from .noise import measurement_batch_sizes, noise_scale
     from .rundir import read_stage, run_dir, write_json
     from .task import load_task
@@ -144,11 +144,10 @@ def _cmd_noise(args: argparse.Namespace) -> int:
     read_stage(out / "noise.json", task)  # refuses, before the work, to overwrite another task's result
     _, big = measurement_batch_sizes(task, args.small_batch)
     lr = args.lr
-    if lr is None:  # the range test's suggestion at the big batch: from `autobs lr-find`, else measured now
+    if lr is None:  # the range tests' level (as `autobs recommend`): from `autobs lr-find`, else measured now
         saved = read_stage(out / "lr_range.json", task)
         if saved:
-            suggestions = {int(b): v for b, v in saved["suggestions"].items()}
-            lr = lr_at(suggestions, saved["lr_scaling_exponent"], big)
+            lr = range_level(saved["suggestions"])
         else:
             _progress(f"no lr_range.json for this task in {out}: running the LR range test at batch {big}")
             lr = lr_range_test(task, [big], device=args.device, seed=args.seed, progress=True).suggestions[big]
@@ -323,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     noise = sub.add_parser("noise", help="gradient noise scale B_simple (McCandlish et al. 2018)")
     noise.add_argument("model", metavar="MODEL.py")
-    noise.add_argument("--lr", type=float, help="LR of the measuring run (default: the range test's suggestion)")
+    noise.add_argument("--lr", type=float, help="LR of the measuring run (default: the range tests' level, the geometric mean of their suggestions)")
     noise.add_argument("--small-batch", type=int, default=16, help="B_small; B_big is 16x (default 16)")
     _option(noise, "device", "seed", "out", "json")
     noise.set_defaults(run=_cmd_noise)

@@ -106,6 +106,14 @@ def lr_at(suggestions: dict[int, float], alpha: float, batch_size: float) -> flo
     return suggestions[ref] * (batch_size / ref) ** alpha
 
 
+def range_level(suggestions: dict[int, float]) -> float:
+    """The range tests' LR level: the geometric mean of their suggestions. From initialisation the sweeps read
+    one LR at every batch size (``noise_shaped_lr_at`` says why), so each size's suggestion is a noisy read of
+    one level, and their mean in log is a steadier read than any one of them (on digits the suggestion at batch
+    128 ran from 0.51 to 1.87 over 6 seeds; the level from 0.54 to 1.0)."""
+    return math.exp(sum(math.log(lr) for lr in suggestions.values()) / len(suggestions))
+
+
 def noise_shaped_lr_at(suggestions: dict[int, float], b_noise: float, power: float, batch_size: float) -> float:
     """The LR at any batch size from the range tests' level and the noise scale's shape:
     ``lr(B) = c · (1 + B_noise/B)^-power``, ``c`` the geometric mean of ``suggestion / (1 + B_noise/B)^-power``
@@ -123,7 +131,7 @@ def noise_shaped_lr_at(suggestions: dict[int, float], b_noise: float, power: flo
     def shape(b: float) -> float:
         return (1 + b_noise / b) ** -power
 
-    level = math.exp(sum(math.log(lr / shape(b)) for b, lr in suggestions.items()) / len(suggestions))
+    level = range_level({b: lr / shape(b) for b, lr in suggestions.items()})
     return level * shape(batch_size)
 
 

@@ -15,7 +15,7 @@ other (|G_small|² is the mean of their squared norms) and their mean is the gra
 over the measurements with a bias-corrected EMA before the ratio is taken.
 
 The measurements are taken along a short training run (``autobs.train``, the one loop) at a sensible LR
-(the range test's suggestion), because the noise scale changes as training proceeds (it grows as the loss
+(the range tests' level, ``lr_range.range_level``), because the noise scale changes as training proceeds (it grows as the loss
 falls; McCandlish et al. 2018, sec. 3). The run trains its own model; nothing of the user's changes.
 
 B_simple is a prior for the critical batch size, off by a task-dependent factor (the paper's B_noise
@@ -134,7 +134,7 @@ def noise_scale(
 
     Args:
         task: the task; the run trains its own fresh model.
-        lr: the training LR of the run (the LR range test's suggestion at the big batch size).
+        lr: the training LR of the run (in ``autobs recommend``, the LR range tests' level).
         small_batch: B_small; the big batch is ``MICRO_BATCHES`` × B_small (capped by the training set).
         measurements: how many measurements, ``every`` training steps apart, the first before training
             has moved far from initialisation.

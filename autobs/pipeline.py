@@ -255,8 +255,8 @@ def tune(
     Raises:
         AutobsError: a bad task, setting or run directory; a search that cannot go on.
     """
-    from .lr_range import lr_exponent, noise_power, noise_shaped_lr_at
-    from .noise import MICRO_BATCHES, noise_scale
+    from .lr_range import lr_exponent, noise_power, noise_shaped_lr_at, range_level
+    from .noise import noise_scale
     from .report import REPORT_FILE, write_report
     from .rundir import locked, read_json, run_dir, write_json
     from .replicate import replicate_best
@@ -308,11 +308,19 @@ def tune(
         t = time.time()
         small = _noise_small_batch(task, step_time, NOISE_SHARE * budget_s)
 
-        def measure_noise() -> dict:
-            lr = lr_at_from(lr_range)(small * MICRO_BATCHES)  # the range test's LR at the run's batch size
-            return noise_scale(task, lr=lr, small_batch=small, device=device, seed=seed, progress=progress).to_dict()
+        # The noise run trains at the range tests' level, not at the nearest size's suggestion: one test's read can
+        # sit near the edge of stability, where training spikes and every spike inflates |G|² (measured on digits,
+        # 6 seeds at 41 s: at the batch-128 suggestion of 1.5-2.0, |G|² jumped up to 100-fold between
+        # measurements and B_simple read 3-6; at 0.5-1.0 it read 25-61). B_simple shapes the search's LRs
+        # (lr_at_from), so a read of 3 left batch 16's LRs 2-3x above the oracle's best there, and its
+        # steps-to-target, and so B_noise, far too high.
+        noise_lr = range_level(lr_range["suggestions"])
 
-        noise_settings = {"device": dev, "seed": seed}
+        def measure_noise() -> dict:
+            return noise_scale(task, lr=noise_lr, small_batch=small, device=device, seed=seed,
+                               progress=progress).to_dict()
+
+        noise_settings = {"device": dev, "seed": seed, "lr": noise_lr}
         if small is not None:
             noise = _stage(out / "noise.json", "noise scale", task, noise_settings, progress, measure_noise)
         elif (noise := _cached(out / "noise.json", task, noise_settings)) is None:  # a saved one serves any budget

@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 import autobs  # noqa: E402
 from autobs.lr_range import (  # noqa: E402
-    LR_MAX, LR_MIN, SWEEP_STEPS, default_batch_sizes, lr_at, lr_exponent, noise_power, noise_shaped_lr_at,
+    LR_MAX, LR_MIN, SWEEP_STEPS, default_batch_sizes, lr_exponent, noise_power, noise_shaped_lr_at, range_level,
 )
-from autobs.noise import measurement_batch_sizes, noise_scale  # noqa: E402
+from autobs.noise import noise_scale  # noqa: E402
 from autobs.task import TensorData  # noqa: E402
 from benchmarks.scoring import load_oracle, refine_lr  # noqa: E402
 
@@ -118,8 +118,7 @@ def main() -> None:
         result = autobs.lr_range_test(task, sizes, device="cpu", progress=True)
         curve = next(c for c in result.curves if c.batch_size == best_b)
         # What `autobs recommend` centres its search on: the range tests' level, the noise scale's shape.
-        _, big = measurement_batch_sizes(task)
-        noise = noise_scale(task, lr=lr_at(result.suggestions, result.lr_scaling_exponent, big), device="cpu")
+        noise = noise_scale(task, lr=range_level(result.suggestions), device="cpu")
         with torch.random.fork_rng(devices=[]):
             power = noise_power(task.optimizer(task.model().parameters(), 1e-3))
         shaped = lambda b: noise_shaped_lr_at(result.suggestions, noise.b_simple, power, b)  # noqa: E731

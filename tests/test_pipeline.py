@@ -64,6 +64,9 @@ def test_interrupted_run_resumes_without_redoing_finished_stages(tmp_path, monke
         autobs.tune(DIGITS, budget=600, out=out, progress=False)
     saved = {name: (out / name).read_text() for name in ("memory.json", "lr_range.json", "noise.json")}
     assert not (out / "recommendation.json").exists()
+    # The noise run trains at the range tests' level (their geometric mean), not at one size's read.
+    suggestions = json.loads(saved["lr_range.json"])["suggestions"].values()
+    assert json.loads(saved["noise.json"])["lr"] == pytest.approx(math.prod(suggestions) ** (1 / len(suggestions)))
 
     # The rerun must not measure again: any probe, sweep or noise run now fails the test.
     def forbidden(*args, **kwargs):
