@@ -55,12 +55,14 @@ def refined_oracle_fit(task: autobs.Task, oracle: dict):
     return fit_steps_to_target(reached, [refine_lr(task, oracle, b)[1] for b in reached])
 
 
-def monotone_oracle_fit(task: autobs.Task, oracle: dict, target: float | None = None):
+def monotone_oracle_fit(task: autobs.Task, oracle: dict, target: float | None = None, seed: int | None = None):
     """The oracle's S(B) fit with its runs read as autobs reads them (``steps_to_target(monotone=True)``:
     the crossing of each curve's monotone fit, not its first evaluation past the target); per config the
     median over its seeds, per batch size the best config, as the oracle does. ``target``: read at this
     target instead of the oracle's (B_noise depends on it: it grows as the loss falls, McCandlish et al.
-    2018 §4, so autobs's B_noise at its own target is also compared with the oracle's at that target)."""
+    2018 §4, so autobs's B_noise at its own target is also compared with the oracle's at that target).
+    ``seed``: that seed's runs alone (the whole grid with one seed: how far the oracle's own B_noise moves
+    with the seed, the floor for any comparison with it)."""
     target = oracle["target"] if target is None else target
     from autobs.scaling import fit_steps_to_target, steps_to_target
     from benchmarks.oracle import read_runs
@@ -68,6 +70,8 @@ def monotone_oracle_fit(task: autobs.Task, oracle: dict, target: float | None = 
 
     per_config: dict[tuple, list[float]] = {}
     for run in read_runs(ORACLE_DIR / task.name / "runs.jsonl"):
+        if seed is not None and run["seed"] != seed:
+            continue
         key = (run["batch_size"], run["lr"], run["schedule"])
         per_config.setdefault(key, []).append(
             steps_to_target(run["curve"], target, oracle["higher_is_better"], monotone=True))
@@ -108,7 +112,9 @@ def autobs_run(task: autobs.Task, oracle: dict, budget: float, cores: int, seed:
     print(f"autobs seed {seed}: {row}", file=sys.stderr)
     return {"seed": seed, "row": row, "rec": rec.to_dict(), "trials": len(trials),
             "target_rule": scaling["target_rule"], "b_noise_at_oracle_target": at_oracle.critical_batch_size,
-            "oracle_b_noise_at_own_target": monotone_oracle_fit(task, oracle, rec.target).b_noise}
+            "oracle_b_noise_at_own_target": monotone_oracle_fit(task, oracle, rec.target).b_noise,
+            "oracle_b_noise_per_seed_at_own_target": [monotone_oracle_fit(task, oracle, rec.target, s).b_noise
+                                                      for s in SEEDS]}
 
 
 def run_task(path: str, budget_share: float, cores: int, skip_peers: bool, seeds: list[int],
@@ -192,7 +198,9 @@ def report(results: list[dict], args) -> str:
                 + (f", ratio to the oracle's {crit / o_b:.2f} (grid) / {crit / o_refined:.2f} (refined) / "
                    f"{crit / r['oracle_b_noise_monotone']:.2f} (read as autobs reads); the oracle's at this target, "
                    f"read as autobs reads: {run['oracle_b_noise_at_own_target']:.0f}, ratio "
-                   f"{crit / run['oracle_b_noise_at_own_target']:.2f}" if crit else "")
+                   f"{crit / run['oracle_b_noise_at_own_target']:.2f} (its grid with one seed alone: "
+                   + " and ".join(f"{x:.0f}" for x in run["oracle_b_noise_per_seed_at_own_target"]) + ")"
+                   if crit else "")
                 + f"; at the oracle's target {o['target']:g}, from the search's reads alone: "
                 f"{fmt(run['b_noise_at_oracle_target'], '.0f')}; B_simple {fmt(rec['b_simple'], '.0f')}. "
                 f"Target rule: {run['target_rule']}. Stage seconds "
