@@ -311,8 +311,8 @@ def tune(
         # The noise run trains at the range tests' level, not at the nearest size's suggestion: one test's read can
         # sit near the edge of stability, where training spikes and every spike inflates |G|² (measured on digits,
         # 6 seeds at 41 s: at the batch-128 suggestion of 1.5-2.0, |G|² jumped up to 100-fold between
-        # measurements and B_simple read 3-6; at 0.5-1.0 it read 25-61). B_simple shapes the search's LRs
-        # (lr_at_from), so a read of 3 left batch 16's LRs 2-3x above the oracle's best there, and its
+        # measurements and B_simple read 3-6; at 0.5-1.0 it read 25-61; at the level, 44-58 in all six). B_simple shapes
+        # the search's LRs (lr_at_from), so a read of 3 left batch 16's LRs 2-3x above the oracle's best there, and its
         # steps-to-target, and so B_noise, far too high.
         noise_lr = range_level(lr_range["suggestions"])
 
