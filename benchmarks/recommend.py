@@ -20,6 +20,7 @@ The oracle's B_noise is given from its grid and from its LR grid refined around 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -85,8 +86,7 @@ def monotone_oracle_fit(task: autobs.Task, oracle: dict, target: float | None = 
 def autobs_run(task: autobs.Task, oracle: dict, budget: float, cores: int, seed: int, keep: Path | None = None) -> dict:
     """autobs.tune with ``seed`` (its search's sampler and every stage's runs), scored against the oracle.
     ``keep``: write the run directory under it (``<task>/seed<seed>``) instead of a temporary one."""
-    with tempfile.TemporaryDirectory() as scratch:
-        out = str(keep / task.name / f"seed{seed}") if keep else scratch
+    with contextlib.nullcontext(str(keep / task.name / f"seed{seed}")) if keep else tempfile.TemporaryDirectory() as out:
         began = time.perf_counter()
         rec = autobs.tune(task, budget=budget, out=out, progress=True, seed=seed, fresh=True)
         wall = time.perf_counter() - began
