@@ -247,7 +247,8 @@ def tune(
         device, memory_limit: as for ``autobs probe``.
         out: the run directory (default ``runs/<task name>``).
         fresh: redo every stage instead of reusing the run directory's results.
-        target: the validation metric to reach; default: the rule in ``autobs.scaling.choose_target``.
+        target: the validation metric to reach; default: the rule in ``autobs.scaling.choose_target`` over the
+            search's first round (``run_search``'s ``stop_at_target``).
         space: search space name or YAML path; default by the task's optimizer.
         sampler, seed, ray_address: as for ``autobs tune``.
         trial_timeout: a search trial with no progress for this long is ended as hung (default 5 minutes).
@@ -341,6 +342,7 @@ def tune(
         lr_anchor = lr_at_from(lr_range, b_simple, power)  # the search's LRs are factors of lr_anchor(B)
         shaped = lr_anchor.func is noise_shaped_lr_at
         search_settings = {"device": dev, "seed": seed, "sampler": sampler, "space": search_space.to_dict()["digest"],
+                           "target": target,
                            "lr_anchor": f"range test × (1 + {b_simple:.4g}/B)^-{power:g}" if shaped else "range test"}
         done = _cached(out / "search.json", task, search_settings)
         if done is None:
@@ -357,10 +359,11 @@ def tune(
             result = run_search(
                 task, search_space, out=out, trials=None, budget_s=search_s, max_batch_size=max_batch_size,
                 lr_at=lr_anchor, sampler=sampler, seed=seed, device=device, ray_address=ray_address,
-                resume=(out / TRIALS_FILE).exists(), stratify=True, trial_timeout_s=trial_timeout_s, progress=progress,
-                resume_command=resume_command,
+                resume=(out / TRIALS_FILE).exists(), stratify=True, stop_at_target=True, target=target,
+                trial_timeout_s=trial_timeout_s, progress=progress, resume_command=resume_command,
             )
             trials, trial_samples = result.trials, result.trial_samples
+            search_target = (result.target, result.target_rule)
             _save(out / "search.json", task, search_settings, {"trials": len(trials), "elapsed_s": result.elapsed_s,
                                                               "notes": result.notes})
         else:
@@ -368,12 +371,15 @@ def tune(
                 _progress(f"joint search: reused {out / TRIALS_FILE} ({done['trials']} trials)")
             recorded = read_json(out / TRIALS_FILE)
             trials, trial_samples = recorded["trials"], recorded["trial_samples"]
+            search_target = (recorded.get("target"), recorded.get("target_rule"))
         stage("joint search", t)
 
         t = time.time()
-        # The target first (the replicates are read at it): the user's, or the rule's over the trials.
-        fit_target, target_rule = target, None
-        if target is None and any(r["status"] in USABLE and r.get("curve") for r in trials):
+        # The target first (the replicates are read at it): the user's, else the one the search's trials stopped
+        # at (the rule over its first round, ``run_search``'s stop_at_target), else (a search that ended before its
+        # first round did) the rule over every trial.
+        fit_target, target_rule = (target, None) if target is not None else search_target
+        if fit_target is None and any(r["status"] in USABLE and r.get("curve") for r in trials):
             fit_target, target_rule = choose_target(trials, task.higher_is_better)
         runs: list[dict] = []
         if fit_target is not None:

@@ -27,7 +27,6 @@ from typing import Callable
 
 TOP_K = 2
 SEEDS = 2
-CONFIRM_EVALS = 3
 SEED_BASE = 1_000_000  # replicate seeds are SEED_BASE + i: no trial uses them (a trial's is seed + its number)
 
 
@@ -47,7 +46,7 @@ def replicate_best(task, trials: list[dict], target: float, higher_is_better: bo
 
     Each run: ``trial`` (the trial's number), ``batch_size``, ``seed``, ``curve`` (steps, samples, metric).
     """
-    from .scaling import reads_by_batch, steps_to_target
+    from .scaling import CrossingWatch, reads_by_batch, steps_to_target
     from .training import TrainConfig, train
 
     began = time.time()
@@ -71,15 +70,8 @@ def replicate_best(task, trials: list[dict], target: float, higher_is_better: bo
         config = TrainConfig(batch_size=c["batch_size"], lr=c["lr"], schedule=c["schedule"],
                              schedule_params=c["schedule_params"] or {},
                              warmup_steps=int(round(c["warmup_fraction"] * total_steps)))
-        streak = [0]
-
-        def confirmed(point) -> bool:
-            reached = point.metric >= target if higher_is_better else point.metric <= target
-            streak[0] = streak[0] + 1 if reached and point.step > 0 else 0
-            return streak[0] >= CONFIRM_EVALS
-
         result = train(task, config, samples=trial_samples, max_seconds=left, device=device, seed=run_seed,
-                       callback=confirmed)
+                       callback=CrossingWatch(target, higher_is_better))
         if result.stop_reason == "time_budget":
             break  # cut by the budget before its crossing was confirmed: not a measurement
         run = {"trial": trial["number"], "batch_size": c["batch_size"], "seed": run_seed, "stop_reason": result.stop_reason,
@@ -98,6 +90,8 @@ def replicate_best(task, trials: list[dict], target: float, higher_is_better: bo
 def _expected_seconds(trial: dict, target: float, higher_is_better: bool) -> float:
     """How long a rerun of ``trial`` should train: the trial's own training seconds at its ``CONFIRM_EVALS``-th
     evaluation past its first at or past the target (or at its last evaluation)."""
+    from .scaling import CONFIRM_EVALS
+
     curve = trial["curve"]
     reached = [i for i, p in enumerate(curve) if p["metric"] is not None and math.isfinite(p["metric"])
                and p.get("steps", 0) > 0 and (p["metric"] >= target if higher_is_better else p["metric"] <= target)]

@@ -78,6 +78,26 @@ def steps_to_target(curve: Iterable, target: float, higher_is_better: bool, mono
     return math.inf
 
 
+# A run has reached the target once its metric has been at or past it for this many evaluations in a
+# row: one evaluation past it can be a lucky draw of a noisy metric (a 180-example accuracy moves by ±1.6%
+# between evaluations), three in a row rarely are; the crossing itself is read afterwards off the curve's
+# monotone fit (``steps_to_target``), so the stop only decides when the rest of the run would tell nothing.
+CONFIRM_EVALS = 3
+
+
+class CrossingWatch:
+    """A ``train`` callback that stops the run once its metric has been at or past ``target`` for
+    ``CONFIRM_EVALS`` evaluations in a row (the untrained model's evaluation at step 0 does not count)."""
+
+    def __init__(self, target: float, higher_is_better: bool):
+        self.target, self.higher_is_better, self.streak = target, higher_is_better, 0
+
+    def __call__(self, point) -> bool:
+        reached = point.metric >= self.target if self.higher_is_better else point.metric <= self.target
+        self.streak = self.streak + 1 if reached and point.step > 0 else 0
+        return self.streak >= CONFIRM_EVALS
+
+
 @dataclass(frozen=True)
 class ScalingFit:
     """``S(B) = s_min·(1 + b_noise/B)`` fitted to (batch size, steps) data, with log-space residuals."""

@@ -67,10 +67,16 @@ class SearchResult:
     elapsed_s: float
     path: Path | None = None
     notes: list[str] = field(default_factory=list)
+    target: float | None = None  # the target trials stopped at (``stop_at_target``), and how it was chosen
+    target_rule: str | None = None
 
     @property
     def best(self) -> dict[str, Any] | None:
-        """The best trial that ran its whole length (completed), by final metric."""
+        """The best trial: in a search with a target, the one that reached it in the fewest samples (least
+        ``objective``); else the best that ran its whole length (completed), by final metric."""
+        if self.target is not None:
+            scored = [t for t in self.trials if _finite(t.get("objective"))]
+            return min(scored, key=lambda t: t["objective"]) if scored else None
         done = [t for t in self.trials if t["status"] == "completed" and _finite(t["val_metric"])]
         if not done:
             return None
@@ -82,6 +88,7 @@ class SearchResult:
             "metric": self.metric, "mode": self.mode, "space": self.space, "sampler": self.sampler,
             "trials_requested": self.trials_requested, "trial_samples": self.trial_samples,
             "elapsed_s": self.elapsed_s, "best": self.best, "trials": self.trials, "notes": self.notes,
+            "target": self.target, "target_rule": self.target_rule,
         }
 
 
@@ -142,6 +149,7 @@ def _train_trial(config: dict, *, task_ref: Any, trial_samples: int, device: str
     from ray import tune
 
     from .memory import is_oom
+    from .scaling import CrossingWatch
     from .task import Task, load_task
     from .training import TrainConfig, train
 
@@ -153,16 +161,19 @@ def _train_trial(config: dict, *, task_ref: Any, trial_samples: int, device: str
                                schedule=config["schedule"], schedule_params=config["schedule_params"])
     untrained = [math.nan]
     began = time.perf_counter()  # the time inside training (and its evaluations), for the overhead share
+    # With a target, the run ends once its crossing is confirmed: the rest would tell the search nothing.
+    watch = CrossingWatch(config["stop_target"], task.higher_is_better) if config.get("stop_target") is not None else None
 
-    def report(point) -> None:
+    def report(point) -> bool:
         watchdog.progress()
         if point.step == 0:
             untrained[0] = point.metric
         if point.step >= total_steps:
-            return  # the run's last point comes with the final report (ASHA stops a trial at max_t)
+            return False  # the run's last point comes with the final report (ASHA stops a trial at max_t)
         value = point.metric if math.isfinite(point.metric) else untrained[0]
         tune.report({"val_metric": value, "samples": point.samples, "steps": point.step,
                      "seconds": point.seconds, "train_s": time.perf_counter() - began, "final": False})
+        return watch is not None and watch(point)
 
     try:
         result = train(task, train_config, samples=trial_samples, device=device,
@@ -178,7 +189,7 @@ def _train_trial(config: dict, *, task_ref: Any, trial_samples: int, device: str
                  "seconds": result.curve[-1].seconds if result.curve else 0.0, "final": True,
                  "train_s": time.perf_counter() - began,
                  "diverged": result.diverged, "step_time_s": result.step_time_s, "warmup_steps": warmup_steps,
-                 "threads": torch.get_num_threads()})
+                 "threads": torch.get_num_threads(), "stopped_at_target": result.stop_reason == "callback"})
 
 
 _TASKS: dict[str, Any] = {}
@@ -192,6 +203,42 @@ def _cached_task(path: str, load_task):
 
 
 # ---------------------------------------------------------------------------------------------------
+# The target and the sampler's objective
+
+
+class _TargetState:
+    """What the driver knows of the target, shared by the recorder (which sets it), the define-by-run space
+    (which gives it to each new trial as ``stop_target``) and the searcher (which tells the sampler each
+    trial's ``objective`` once it is known). Plain data: Ray may pickle the searcher that holds it."""
+
+    def __init__(self, target: float | None, rule: str | None, first_round: int):
+        self.target, self.rule, self.first_round = target, rule, first_round
+        self.objectives: dict[str, float] = {}  # Ray trial id → the objective told to the sampler
+
+
+def objective(record: dict, target: float, higher_is_better: bool, trial_samples: int) -> float:
+    """What the sampler minimises in a search with a target: log of the samples a trial took to reach it
+    (read off the curve's monotone fit, ``steps_to_target``; at least one step's). Samples, not steps, so
+    batch sizes compete on the data they use (DESIGN, stage 4); at one batch size it ranks configs as their
+    steps and their time to the target do, which is what the recommendation is made of. A trial that did not
+    reach it (ASHA stopped it first, it ran out, it diverged) scores above any that did, log(2·trial_samples),
+    plus its shortfall: how far its best metric stayed from the target, as a share of the way from the
+    untrained model's metric (0 to 1), so TPE still learns which misses came close."""
+    from .scaling import _curve_best, steps_to_target
+
+    curve, batch_size = record["curve"], record["config"]["batch_size"]
+    steps = steps_to_target(curve, target, higher_is_better, monotone=True)
+    if math.isfinite(steps):
+        return math.log(max(1.0, steps) * batch_size)
+    best = _curve_best(curve, higher_is_better)
+    start = curve[0]["metric"] if curve and curve[0]["steps"] == 0 and _finite(curve[0]["metric"]) else None
+    shortfall = 1.0
+    if math.isfinite(best) and start is not None and start != target:
+        shortfall = min(1.0, max(0.0, (target - best) / (target - start)))
+    return math.log(2.0 * trial_samples) + shortfall
+
+
+# ---------------------------------------------------------------------------------------------------
 # The driver's record of trials
 
 
@@ -200,13 +247,16 @@ class _Recorder:
     ``trials.json`` as each trial ends."""
 
     def __init__(self, path: Path, header: dict, records: list[dict], space: ResolvedSpace, sampler_info: dict,
-                 progress: bool, total: int, timeout_s: float = TRIAL_TIMEOUT_S):
+                 progress: bool, total: int, timeout_s: float = TRIAL_TIMEOUT_S, target: _TargetState | None = None,
+                 higher_is_better: bool = True):
         self.path, self.header, self.records, self.timeout_s = path, header, records, timeout_s
         self.space, self.sampler_info, self.progress, self.total = space, sampler_info, progress, total
+        self.target, self.higher_is_better = target, higher_is_better
         self.live: dict[str, dict] = {}
         self.heard_at: dict[str, float] = {}  # when each live trial last reported (or started)
         self.failures_in_row = 0
         self.last_error = ""
+        self._update_target()
 
     def start(self, trial) -> None:
         config = trial.config
@@ -229,7 +279,7 @@ class _Recorder:
         point = {k: result[k] for k in ("samples", "steps", "seconds")} | {"metric": result["val_metric"]}
         if result.get("final"):
             record.update(final=True, diverged=result["diverged"], step_time_s=result["step_time_s"],
-                          warmup_steps=result["warmup_steps"])
+                          warmup_steps=result["warmup_steps"], stopped_at_target=result.get("stopped_at_target", False))
         if not result.get("diverged") and (not record["curve"] or record["curve"][-1]["steps"] != point["steps"]):
             record["curve"].append(point)  # a diverged run's final value is a stand-in, not a measurement
         record.update(val_metric=result["val_metric"], samples=result["samples"], steps=result["steps"],
@@ -281,15 +331,42 @@ class _Recorder:
         record.pop("diverged", None)
         record["wall_s"] = (ended_at or time.time()) - record["started_at"]
         self.records.append(record)
+        self._update_target()
         self.save()
         if self.progress:
             c = record["config"]
             value = f"{record['val_metric']:.4g}" if _finite(record["val_metric"]) else "—"
             # "trial N" is its number in trials.json and the report; [k/total] counts the trials ended so far.
+            status = "reached the target" if record.get("stopped_at_target") else record["status"]
             print(f"[{len(self.records)}{f'/{self.total}' if self.total else ''}] trial {record['number']}: "
                   f"batch {c['batch_size']}, lr {c['lr']:.3g}, "
                   f"{c['schedule']}, warmup {c['warmup_fraction']:.0%} → {self.header['metric']} {value} "
-                  f"({record['status']}, {record['samples']} samples, {record['wall_s']:.1f} s)", file=sys.stderr)
+                  f"({status}, {record['samples']} samples, {record['wall_s']:.1f} s)", file=sys.stderr)
+
+    def _update_target(self) -> None:
+        """Choose the target once the first round has ended (``run_search``'s ``stop_at_target`` says why),
+        then score every ended trial with a curve for the sampler (``objective``)."""
+        state = self.target
+        if state is None:
+            return
+        if state.target is None:
+            ended = {r["number"] for r in self.records}
+            usable = [r for r in self.records if r["status"] in ("completed", "stopped") and r["curve"]]
+            if usable and all(n in ended for n in range(state.first_round)):
+                from .scaling import choose_target
+
+                state.target, rule = choose_target(usable, self.higher_is_better)
+                state.rule = f"{rule}, over the search's first round (a default config at each batch size)"
+                self.header.update(target=state.target, target_rule=state.rule)
+                if self.progress:
+                    print(f"target: {self.header['metric']} {state.target:.4g} ({state.rule}); later trials stop "
+                          "once they have reached it", file=sys.stderr, flush=True)
+        if state.target is None:
+            return
+        for r in self.records:
+            if "objective" not in r and r["status"] in ("completed", "stopped", "diverged") and r["curve"]:
+                r["objective"] = objective(r, state.target, self.higher_is_better, self.header["trial_samples"])
+                state.objectives[r["trial_id"]] = r["objective"]
 
     def save(self) -> None:
         write_json(self.path, {**self.header, "trials": self.records})
@@ -473,18 +550,21 @@ def _token_auth_enabled() -> bool:
     return is_token_auth_enabled()
 
 
-def _add_recorded(study, records: list[dict]) -> None:
-    """Tell a fresh study every recorded trial, so a resumed sampler knows what was already tried."""
+def _add_recorded(study, records: list[dict], by_objective: bool) -> None:
+    """Tell a fresh study every recorded trial, so a resumed sampler knows what was already tried: its
+    ``objective`` in a search with a target (``by_objective``; a trial not yet scored is left out), else its
+    final metric."""
     import optuna
     from optuna.distributions import json_to_distribution
 
     for r in records:
-        if not r.get("params"):
+        if not r.get("params") or (by_objective and r["status"] not in ("oom", "failed", "hung") and "objective" not in r):
             continue
-        failed = r["status"] in ("oom", "failed", "hung") or not _finite(r["val_metric"])
+        value = r.get("objective") if by_objective else r["val_metric"]
+        failed = r["status"] in ("oom", "failed", "hung") or not _finite(value)
         study.add_trial(optuna.trial.create_trial(
             state=optuna.trial.TrialState.FAIL if failed else optuna.trial.TrialState.COMPLETE,
-            value=None if failed else r["val_metric"],
+            value=None if failed else value,
             params=r["params"],
             distributions={k: json_to_distribution(v) for k, v in r["distributions"].items()},
         ))
@@ -492,10 +572,11 @@ def _add_recorded(study, records: list[dict]) -> None:
 
 class _DefineByRun:
     """Optuna's define-by-run space: draws a config and keeps what the sampler drew (params and their
-    distributions, as JSON) for the trial's record. A class, not a closure: Ray pickles the searcher."""
+    distributions, as JSON) for the trial's record; in a search with a target, the config carries it as
+    ``stop_target`` (None until it is chosen). A class, not a closure: Ray pickles the searcher."""
 
-    def __init__(self, space: ResolvedSpace):
-        self.space = space
+    def __init__(self, space: ResolvedSpace, target: _TargetState | None = None):
+        self.space, self.target = space, target
         self.sampler_info: dict[int, dict] = {}
 
     def __call__(self, trial) -> dict:
@@ -506,7 +587,39 @@ class _DefineByRun:
             "params": dict(trial.params),
             "distributions": {k: distribution_to_json(d) for k, d in trial.distributions.items()},
         }
-        return {**config, "sampler_number": trial.number}
+        return {**config, "sampler_number": trial.number, "stop_target": self.target.target if self.target else None}
+
+
+def _target_search_class():
+    """Ray's ``OptunaSearch`` for a search with a target: the sampler is told each trial's ``objective``
+    (samples to the target) instead of its last metric. A trial's objective is known only once the target is
+    (the recorder chooses it after the first round) and the recorder has the trial's whole curve (Ray calls the
+    searcher before the callbacks when a trial ends), so finished trials wait here and are told before the
+    next proposal."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    class TargetSearch(OptunaSearch):
+        def __init__(self, *, target: _TargetState, **kwargs):
+            super().__init__(**kwargs)
+            self._target = target
+            self._waiting: dict[str, dict] = {}
+
+        def on_trial_result(self, trial_id, result):
+            pass  # intermediate metrics are not the objective (and no Optuna pruner reads them)
+
+        def on_trial_complete(self, trial_id, result=None, error=False):
+            if error or not result:
+                super().on_trial_complete(trial_id, result, error)
+            else:
+                self._waiting[trial_id] = result
+
+        def suggest(self, trial_id):
+            for done in [t for t in self._waiting if t in self._target.objectives]:
+                result = self._waiting.pop(done)
+                super().on_trial_complete(done, {**result, self.metric: self._target.objectives[done]})
+            return super().suggest(trial_id)
+
+    return TargetSearch
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -533,6 +646,8 @@ def run_search(
     first_params: list[dict] | None = None,
     stratify: bool = False,
     asha: bool = True,
+    stop_at_target: bool = False,
+    target: float | None = None,
     progress: bool = True,
     resume_command: str | None = None,
 ) -> SearchResult:
@@ -563,6 +678,17 @@ def run_search(
             its best steps-to-target at every size. Left to itself, a sampler scoring final metrics at a
             fixed data budget settles on the smallest sizes, and ASHA across sizes stops the large ones
             at its first rung, where they have taken few steps.
+        stop_at_target: end each trial once its metric has reached the target for ``CONFIRM_EVALS``
+            evaluations in a row, and have the sampler minimise the samples it took (``objective``) instead of
+            the final metric. The target is ``target`` when given, else ``scaling.choose_target``'s rule over
+            the first round (with ``stratify``, the default config at each batch size; else the first
+            ``trials run at once``), whose trials run their whole length. Why: what the recommendation is made
+            of is steps to the target, which a trial yields at its crossing, on average well before its end
+            (measured on digits at 15% of the grid: the full-length trials of the first round took 3-7 s, their
+            crossings came at 10-50% of the run); the rest of a run bought no reading, so a search that stops
+            there runs several times the trials, and so reads each batch size several times, in the same time.
+            The target is saved in ``trials.json`` (``target``, ``target_rule``) and in ``SearchResult``.
+        target: the metric value to reach (with ``stop_at_target``); default the rule above.
 
     Raises:
         SearchError: a resume that does not match the record, or too many failures in a row.
@@ -597,7 +723,9 @@ def run_search(
     resolved = space.resolve(max_batch_size=max_batch_size, n_train=n_train, lr_at=lr_at)
     path = Path(out) / TRIALS_FILE
     header = {"task": task.describe(), "space": space.to_dict(), "metric": task.metric, "mode": mode,
-              "trials_requested": trials, "trial_samples": trial_samples, "sampler": sampler, "seed": seed}
+              "trials_requested": trials, "trial_samples": trial_samples, "sampler": sampler, "seed": seed,
+              "target": target if stop_at_target else None,
+              "target_rule": "given by the user" if stop_at_target and target is not None else None}
 
     records: list[dict] = []
     if path.exists() and not resume:
@@ -605,8 +733,10 @@ def run_search(
                           "(or another --out) to start over.")
     if resume and path.exists():
         saved = read_json(path)
+        if stop_at_target and target is None:  # the rule's target, chosen in the run that is resumed
+            header.update(target=saved.get("target"), target_rule=saved.get("target_rule"))
         for key, what in (("task", "task"), ("space", "search space"), ("metric", "metric"),
-                          ("trial_samples", "trial length"), ("sampler", "sampler")):
+                          ("trial_samples", "trial length"), ("sampler", "sampler"), ("target", "target")):
             old, new = saved.get(key), header[key]
             if key == "task":
                 old, new = (old or {}).get("fingerprint"), new["fingerprint"]
@@ -635,22 +765,29 @@ def run_search(
     else:
         resources, concurrent = {"cpu": 1}, num_cpus  # one core per trial, as many trials as cores
 
+    order = _spread_order([int(math.log2(b)) for b in resolved.batch_sizes]) if stratify else []
+    target_state = None
+    if stop_at_target:
+        target_state = _TargetState(header["target"], header["target_rule"], len(order) if stratify else concurrent)
+    recorder = _Recorder(path, header, records, resolved, {}, progress, trials, trial_timeout_s, target_state,
+                         task.higher_is_better)  # on a resume, scores the recorded trials once the target is known
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.InMemoryStorage()
-    study = optuna.create_study(storage=storage, study_name="autobs", direction="maximize" if mode == "max" else "minimize")
-    _add_recorded(study, records)
+    search_mode = "min" if stop_at_target else mode  # the objective is samples to the target: fewer is better
+    study = optuna.create_study(storage=storage, study_name="autobs",
+                                direction="maximize" if search_mode == "max" else "minimize")
+    _add_recorded(study, records, by_objective=stop_at_target)
     queued = list(first_params or [])[len(records):]
     if stratify:  # the first round: a default config at every size (ResolvedSpace.baseline_params says why)
-        order = _spread_order([int(math.log2(b)) for b in resolved.batch_sizes])
         queued += [resolved.baseline_params(order[i]) if i < len(order) else {"log2_batch_size": order[i % len(order)]}
                    for i in range(len(records), count)]
     for params in queued:
         study.enqueue_trial(params)
-    define_by_run = _DefineByRun(resolved)
-    sampler_info = define_by_run.sampler_info
-    searcher = OptunaSearch(space=define_by_run, metric="val_metric", mode=mode, sampler=make_sampler(sampler, seed),
-                            storage=storage, study_name="autobs")
-    recorder = _Recorder(path, header, records, resolved, sampler_info, progress, trials, trial_timeout_s)
+    define_by_run = _DefineByRun(resolved, target_state)
+    recorder.sampler_info = define_by_run.sampler_info
+    searcher_args = dict(space=define_by_run, metric="val_metric", mode=search_mode, sampler=make_sampler(sampler, seed),
+                         storage=storage, study_name="autobs")
+    searcher = _target_search_class()(target=target_state, **searcher_args) if stop_at_target else OptunaSearch(**searcher_args)
     Callback, Stopper = _recorder_class()
     scheduler = FIFOScheduler()
     if asha:
@@ -728,4 +865,5 @@ def _environ(**values: str):
 def _result(header: dict, records: list[dict], elapsed: float, path: Path, notes: list[str]) -> SearchResult:
     return SearchResult(trials=records, metric=header["metric"], mode=header["mode"], space=header["space"],
                         trials_requested=header["trials_requested"], trial_samples=header["trial_samples"],
-                        sampler=header["sampler"], elapsed_s=elapsed, path=path, notes=notes)
+                        sampler=header["sampler"], elapsed_s=elapsed, path=path, notes=notes,
+                        target=header.get("target"), target_rule=header.get("target_rule"))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 import autobs
-from autobs.replicate import CONFIRM_EVALS, SEED_BASE, SEEDS, replicate_best
-from autobs.scaling import StepTimeModel, best_per_batch, fit_scaling, steps_to_target
+from autobs.replicate import SEED_BASE, SEEDS, replicate_best
+from autobs.scaling import CONFIRM_EVALS, StepTimeModel, best_per_batch, fit_scaling, steps_to_target
 
 from .conftest import ROOT
 from .test_scaling import _trials

@@ -366,3 +366,43 @@ def test_trials_cut_by_the_time_budget_keep_their_curves(tmp_path):
     assert [(t["status"], [p["steps"] for p in t["curve"]]) for t in saved] == [("stopped", [0, 100])]
     assert saved[0]["wall_s"] == pytest.approx(ended_at - saved[0]["started_at"])
     assert not recorder.live
+
+
+def test_sampler_objective_is_samples_to_the_target_and_any_miss_scores_worse():
+    from autobs.search import objective
+
+    def record(batch_size, metrics):  # an evaluation every 10 steps
+        return {"config": {"batch_size": batch_size},
+                "curve": [{"steps": 10 * i, "samples": 10 * i * batch_size, "metric": m} for i, m in enumerate(metrics)]}
+
+    fast = objective(record(32, [0.1, 0.5, 0.92, 0.95, 0.96]), 0.9, True, trial_samples=3200)
+    slow = objective(record(32, [0.1, 0.5, 0.6, 0.8, 0.95]), 0.9, True, trial_samples=3200)
+    assert fast == pytest.approx(math.log((10 + 10 * 0.4 / 0.42) * 32))  # the crossing, interpolated, in samples
+    assert fast < slow == pytest.approx(math.log((30 + 10 * 0.1 / 0.15) * 32))
+    near = objective(record(32, [0.1, 0.85]), 0.9, True, trial_samples=3200)
+    far = objective(record(32, [0.1, 0.3]), 0.9, True, trial_samples=3200)
+    assert slow < math.log(2 * 3200) < near < far  # a miss scores above any crossing, a near miss above a far one
+    assert objective(record(32, [2.3, 1.5, 0.9]), 1.0, False, trial_samples=3200) < math.log(3 * 10 * 32)  # lower is better
+
+
+def test_search_with_a_target_chooses_it_after_the_first_round_and_stops_later_trials_at_their_crossing(tmp_path):
+    from autobs.scaling import CONFIRM_EVALS, choose_target
+
+    task = autobs.load_task(write(tmp_path, "linear.py", "import torch\nmetric = 'accuracy'\n"
+                                  "def model():\n    return torch.nn.Linear(4, 2)\n" + TASK_DATA))
+    space = load_space(write(tmp_path, "space.yaml", SMALL_SPACE.replace("low: 16, high: 128", "low: 16, high: 32")))
+    trial_samples = 8000  # 10 epochs: a linear model of this data is at its best within one or two
+    result = run_search(task, space, out=tmp_path, trials=6, trial_samples=trial_samples, stratify=True,
+                        stop_at_target=True, asha=False, progress=False)
+    first_round = [t for t in result.trials if t["number"] < 2]  # the default config at 16 and at 32
+    assert all(t["samples"] == trial_samples for t in first_round)  # run whole: the target comes from them
+    assert result.target == pytest.approx(choose_target(first_round, higher_is_better=True)[0])
+    assert "first round" in result.target_rule
+    stopped = [t for t in result.trials if t.get("stopped_at_target")]
+    assert stopped and all(t["number"] >= 2 and t["samples"] < trial_samples for t in stopped)
+    for t in stopped:  # stopped once the crossing was confirmed, not before
+        assert all(p["metric"] >= result.target for p in t["curve"][-CONFIRM_EVALS:])
+    assert all("objective" in t for t in result.trials if t["status"] == "completed")
+    assert result.best is min(result.trials, key=lambda t: t.get("objective", math.inf))
+    saved = json.loads((tmp_path / "trials.json").read_text())
+    assert saved["target"] == result.target and saved["target_rule"] == result.target_rule
