@@ -1,13 +1,14 @@
-"""The whole job: memory probe → LR range test → noise scale → joint search → replicates → scaling fit,
-within a time budget, each stage cached in the run directory. Public entry: ``tune`` (``autobs recommend``).
+"""The whole job: memory probe → LR range test → noise scale → joint search (with reruns of its leading
+trials) → scaling fit, within a time budget, each stage cached in the run directory. Public entry: ``tune``
+(``autobs recommend``).
 
 Budget. The stages run in order against one deadline. The probe comes first and is not cut (it is what
 prices the rest: its throughput gives the step time t(B)). From t(B) the LR range test takes at most
 ``RANGE_SHARE`` of the budget (fewer or smaller batch sizes when the planned ones cost more) and the
 noise measurement at most ``NOISE_SHARE`` (a smaller B_small, or skipped: it is only a prior). The search
-gets what is left less ``REPLICATE_SHARE`` and ``RESERVE_SHARE``, and runs as many trials as fit; the
-replicates (the leading trials at each batch size rerun with fresh seeds, ``replicate.py``) get what the
-search leaves less ``RESERVE_SHARE`` for the fit and the report. A replicate run is saved as it ends.
+gets what is left less ``RESERVE_SHARE`` for the fit and the report, and runs as many trials as fit: once
+its first round has set the target, trials stop at their confirmed crossing and every other one reruns a
+leading trial with a fresh seed (``replicate.py``), so the fit's steps-to-target are measured more than once.
 
 Caching. Each stage's JSON carries the task's fingerprint and the settings that change its result; a
 matching file is reused, so rerunning an interrupted ``autobs recommend`` continues where it stopped, and
@@ -33,12 +34,9 @@ DEFAULT_BUDGET_S = 300.0  # the README example (digits, 2 CPU cores) finishes in
 RANGE_SHARE = 0.15
 NOISE_SHARE = 0.10
 RESERVE_SHARE = 0.05  # fit, bootstrap, writing, Ray shutdown
-REPLICATE_SHARE = 0.10  # the leading trials rerun with fresh seeds (replicate.py): at 300 s the digits reruns
-# take 18 s of their 30. 20% was tried (reports/recommend_replicates20.md): at the benchmark's small budgets it cut the search to
-# 12-13 trials (Ray's start-up is a fixed cost) and digits' regret rose (1.19-1.47 against 1.05-1.06).
 MIN_SEARCH_S = 20.0  # less than this cannot start Ray and finish one trial
-STAGE_FILES = ("memory.json", "lr_range.json", "noise.json", "trials.json", "search.json", "replicates.json",
-               "scaling.json", "recommendation.json", "report.html")
+STAGE_FILES = ("memory.json", "lr_range.json", "noise.json", "trials.json", "search.json", "scaling.json",
+               "recommendation.json", "report.html")
 
 
 @dataclass
@@ -260,7 +258,7 @@ def tune(
     from .noise import noise_scale
     from .report import REPORT_FILE, write_report
     from .rundir import locked, read_json, run_dir, write_json
-    from .replicate import replicate_best
+    from .replicate import split_reruns
     from .scaling import USABLE, StepTimeModel, choose_target, fit_scaling
     from .search import TRIALS_FILE, run_search
     from .space import default_space_name, load_space
@@ -346,13 +344,13 @@ def tune(
                            "lr_anchor": f"range test × (1 + {b_simple:.4g}/B)^-{power:g}" if shaped else "range test"}
         done = _cached(out / "search.json", task, search_settings)
         if done is None:
-            search_s = began + budget_s - time.time() - (RESERVE_SHARE + REPLICATE_SHARE) * budget_s
+            search_s = began + budget_s - time.time() - RESERVE_SHARE * budget_s
             if search_s < MIN_SEARCH_S:
                 spent = time.time() - began
                 raise ConfigError(
                     f"the budget ({budget_s:.0f} s) leaves {max(0.0, search_s):.0f} s for the search after the "
                     f"stages before it took {spent:.0f} s; the search needs at least {MIN_SEARCH_S:.0f} s. Fix: give "
-                    f"--budget of at least {spent + MIN_SEARCH_S + (RESERVE_SHARE + REPLICATE_SHARE) * budget_s + 60:.0f}s (the finished "
+                    f"--budget of at least {spent + MIN_SEARCH_S + RESERVE_SHARE * budget_s + 60:.0f}s (the finished "
                     "stages are saved and will be reused).")
             if progress:
                 _progress(f"joint search: {search_space.name} space, {search_s:.0f} s")
@@ -362,7 +360,7 @@ def tune(
                 resume=(out / TRIALS_FILE).exists(), stratify=True, stop_at_target=True, target=target,
                 trial_timeout_s=trial_timeout_s, progress=progress, resume_command=resume_command,
             )
-            trials, trial_samples = result.trials, result.trial_samples
+            trials = result.trials
             search_target = (result.target, result.target_rule)
             _save(out / "search.json", task, search_settings, {"trials": len(trials), "elapsed_s": result.elapsed_s,
                                                               "notes": result.notes})
@@ -370,40 +368,16 @@ def tune(
             if progress:
                 _progress(f"joint search: reused {out / TRIALS_FILE} ({done['trials']} trials)")
             recorded = read_json(out / TRIALS_FILE)
-            trials, trial_samples = recorded["trials"], recorded["trial_samples"]
+            trials = recorded["trials"]
             search_target = (recorded.get("target"), recorded.get("target_rule"))
         stage("joint search", t)
 
-        t = time.time()
-        # The target first (the replicates are read at it): the user's, else the one the search's trials stopped
-        # at (the rule over its first round, ``run_search``'s stop_at_target), else (a search that ended before its
-        # first round did) the rule over every trial.
+        # The target the trials stopped at: the user's, else the rule's over the search's first round
+        # (``run_search``'s stop_at_target), else (a search that ended before its first round did) over every trial.
+        trials, reruns = split_reruns(trials)
         fit_target, target_rule = (target, None) if target is not None else search_target
         if fit_target is None and any(r["status"] in USABLE and r.get("curve") for r in trials):
             fit_target, target_rule = choose_target(trials, task.higher_is_better)
-        runs: list[dict] = []
-        if fit_target is not None:
-            replicate_settings = {"device": dev, "seed": seed, "target": fit_target, "trials": len(trials)}
-            saved = _cached(out / "replicates.json", task, replicate_settings)
-            runs = saved["runs"] if saved else []
-
-            def keep(run: dict) -> None:  # each run saved as it ends: an interruption loses none
-                runs.append(run)
-                _save(out / "replicates.json", task, replicate_settings, {"runs": runs, "done": False})
-
-            if saved and saved.get("done"):  # ran to its end (or its budget's): reused as is, like the search
-                if progress:
-                    _progress(f"replicates: reused {out / 'replicates.json'} ({len(runs)} runs)")
-            else:
-                if progress:
-                    _progress("replicates: the leading trials at each batch size again, with fresh seeds"
-                              + (f" ({len(runs)} runs reused)" if runs else ""))
-                replicate_best(task, trials, fit_target, task.higher_is_better,
-                               trial_samples=trial_samples,
-                               budget_s=max(0.0, began + budget_s - time.time() - RESERVE_SHARE * budget_s),
-                               device=device, seed=seed, done=list(runs), on_run=keep, progress=progress)
-                _save(out / "replicates.json", task, replicate_settings, {"runs": runs, "done": True})
-        stage("replicates", t)
 
         t = time.time()
         scaling = fit_scaling(
@@ -411,7 +385,7 @@ def tune(
             planned_samples=task.epochs * len(task.train), max_batch_size=max_batch_size, b_simple=b_simple,
             alpha_prior=(lr_exponent(lr_anchor, [t["config"]["batch_size"] for t in trials] or [1])
                          if shaped else lr_range["lr_scaling_exponent"]), target=fit_target, target_rule=target_rule,
-            replicates=runs, seed=seed,
+            replicates=reruns, seed=seed,
         )
         _save(out / "scaling.json", task, {"target": target}, scaling.to_dict())
         stage("scaling fit", t)

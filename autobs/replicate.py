@@ -1,5 +1,6 @@
 """Re-measure the search's leading trials with fresh seeds, so that the S(B) fit does not rest on the
-luckiest trial at each batch size. Public entry: ``replicate_best``.
+luckiest trial at each batch size. Public entry: ``next_rerun`` (the search asks it which trial to run
+again); ``split_reruns`` parts a search's records into its own trials and those reruns.
 
 Why. The search runs each config once, with one seed, and a batch size's best steps-to-target is the
 fewest among its trials: the minimum of noisy reads, which is the luckiest draw (the winner's curse).
@@ -10,81 +11,56 @@ at 0.4x. The remedy is the one SMAC's intensification uses (Hutter, Hoos & Leyto
 leading configs again on new seeds before trusting them, and judge them on those runs alone (the
 original read is the biased one).
 
-What. At each batch size, its ``TOP_K`` trials with the fewest steps to the target are rerun with
-``SEEDS`` fresh seeds each, with ``autobs.train`` at the trial's own length and evaluation grid. A rerun
-stops once its metric has been at or past the target for ``CONFIRM_EVALS`` evaluations in a row: the
-crossing is then read, and the rest of the run would only cost time. Runs go round by round (every
-size's first config's first seed, then every size's second seed, then the second configs), so a budget
-that runs out leaves every batch size measured once before any twice.
+What. At each batch size, its ``TOP_K`` trials with the fewest steps to the target are run again with
+``SEEDS`` fresh seeds each, as trials of the search itself (``search.run_search``): the same config, length
+and evaluation grid, on the search's workers, stopping once the crossing is confirmed like every trial
+once the target is set. Reruns go round by round (every size's first leader once, then every size's first
+leader again, then the second leaders), so a budget that runs out leaves every batch size measured once
+before any twice. A leader displaced by a better trial keeps the reruns it has; the new leader gets its own.
 """
 
 from __future__ import annotations
 
 import math
-import sys
-import time
-from typing import Callable
+from collections import Counter
 
 TOP_K = 2
 SEEDS = 2
-SEED_BASE = 1_000_000  # replicate seeds are SEED_BASE + i: no trial uses them (a trial's is seed + its number)
+SEED_BASE = 1_000_000  # a rerun's seed offset is SEED_BASE + i: no trial of the sampler's uses one that large
 
 
-def replicate_best(task, trials: list[dict], target: float, higher_is_better: bool, *, trial_samples: int,
-                   budget_s: float, device: str = "auto", seed: int = 0, done: list[dict] | None = None,
-                   on_run: Callable[[dict], None] | None = None, progress: bool = True) -> list[dict]:
-    """Rerun each batch size's leading trials with fresh seeds; return the runs (``done`` first).
+def next_rerun(records: list[dict], target: float, higher_is_better: bool, *, issued: Counter,
+               seconds_left: float) -> dict | None:
+    """The trial to run again next, or None when every leader has its ``SEEDS`` reruns (or none would end in
+    ``seconds_left``: a rerun cut by the time budget is not a measurement).
 
     Args:
-        trials: the search's trial records (``trials.json``).
-        target: the metric value the trials are ranked by (steps to reach it, ``steps_to_target``).
-        trial_samples: the trials' length in samples (their schedule is laid out over it).
-        budget_s: no run starts after this many seconds, nor one that its trial says would not end in the time
-            left; a run still going at the end is cut and dropped.
-        done: runs already made (a resumed stage); they are not run again.
-        on_run: called with each new run as it ends (the pipeline saves them, so an interruption keeps them).
-
-    Each run: ``trial`` (the trial's number), ``batch_size``, ``seed``, ``curve`` (steps, samples, metric).
+        records: the search's trial records so far (``trials.json``), reruns included.
+        target: the metric value the trials are ranked by (their steps to reach it, ``steps_to_target``).
+        issued: reruns started so far, by the number of the trial they rerun (finished or still running).
+        seconds_left: the search's time left.
     """
-    from .scaling import CrossingWatch, reads_by_batch, steps_to_target
-    from .training import TrainConfig, train
+    from .scaling import reads_by_batch
 
-    began = time.time()
-    leaders = {b: [t for read, t in reads[:TOP_K] if math.isfinite(read)]
-               for b, reads in reads_by_batch(trials, target, higher_is_better).items()}
-    leaders = {b: ts for b, ts in leaders.items() if ts}
-    plan = [(leaders[b][k], SEED_BASE + seed + i) for k in range(TOP_K) for i in range(SEEDS) for b in leaders
-            if k < len(leaders[b])]
-    runs = list(done or [])
-    made = {(r["trial"], r["seed"]) for r in runs}
-    for n, (trial, run_seed) in enumerate(plan):
-        if (trial["number"], run_seed) in made:
-            continue
-        left = budget_s - (time.time() - began)
-        if left <= 0:
-            break
-        if _expected_seconds(trial, target, higher_is_better) > left:
-            continue  # would be cut before its crossing is confirmed; a shorter run (a larger batch) may fit
-        c = trial["config"]
-        total_steps = max(1, round(trial_samples / c["batch_size"]))
-        config = TrainConfig(batch_size=c["batch_size"], lr=c["lr"], schedule=c["schedule"],
-                             schedule_params=c["schedule_params"] or {},
-                             warmup_steps=int(round(c["warmup_fraction"] * total_steps)))
-        result = train(task, config, samples=trial_samples, max_seconds=left, device=device, seed=run_seed,
-                       callback=CrossingWatch(target, higher_is_better))
-        if result.stop_reason == "time_budget":
-            break  # cut by the budget before its crossing was confirmed: not a measurement
-        run = {"trial": trial["number"], "batch_size": c["batch_size"], "seed": run_seed, "stop_reason": result.stop_reason,
-               "curve": [{"steps": p.step, "samples": p.samples, "metric": p.metric} for p in result.curve]}
-        runs.append(run)
-        if on_run is not None:
-            on_run(run)
-        if progress:
-            steps = steps_to_target(run["curve"], target, higher_is_better, monotone=True)
-            read = f"{steps:.0f} steps to the target" if math.isfinite(steps) else "did not reach the target"
-            print(f"[{n + 1}/{len(plan)}] trial {trial['number']} (batch {c['batch_size']}) again, seed {run_seed}: {read}",
-                  file=sys.stderr, flush=True)
-    return runs
+    due = []
+    explored = [r for r in records if r.get("rerun_of") is None]
+    for size_rank, reads in enumerate(reads_by_batch(explored, target, higher_is_better).values()):
+        for k, (read, trial) in enumerate(reads[:TOP_K]):
+            n = issued[trial["number"]]
+            if math.isfinite(read) and n < SEEDS and _expected_seconds(trial, target, higher_is_better) <= seconds_left:
+                due.append(((k, n, size_rank), trial))
+    return min(due, key=lambda d: d[0])[1] if due else None
+
+
+def split_reruns(trials: list[dict]) -> tuple[list[dict], list[dict]]:
+    """A search's records as (its own trials, its reruns as runs for ``scaling.best_per_batch``). A rerun is
+    a measurement when it ran to its confirmed crossing, to its end, or diverged (a read that never reaches
+    the target); one cut by the time budget, failed or hung is not. Each run: ``trial`` (the number of the
+    trial it reran), ``batch_size``, ``seed``, ``curve``."""
+    own = [t for t in trials if t.get("rerun_of") is None]
+    runs = [{"trial": t["rerun_of"], "batch_size": t["config"]["batch_size"], "seed": t.get("seed"), "curve": t["curve"]}
+            for t in trials if t.get("rerun_of") is not None and t["status"] in ("completed", "diverged")]
+    return own, runs
 
 
 def _expected_seconds(trial: dict, target: float, higher_is_better: bool) -> float:

@@ -410,7 +410,7 @@ def best_per_batch(trials: list[dict], target: float, higher_is_better: bool,
     ``steps_to_target`` added (``inf`` when none of its trials reached it).
 
     The fewest steps among many single-seed trials is an optimistic estimate (the winner's curse: the
-    minimum of noisy reads is the luckiest draw). ``replicates`` (``replicate.replicate_best``) re-measure
+    minimum of noisy reads is the luckiest draw). ``replicates`` (the search's reruns, ``replicate.py``) re-measure
     a size's leading trials with fresh seeds; where a size has them, its row is the trial whose replicates'
     median is least, and ``steps_to_target`` is that median, not the trial's own read (which selection
     biased; it stays in ``search_steps_to_target``). Measured on digits: the search's best reads were
@@ -507,7 +507,7 @@ def fit_scaling(
             a prior for the fitted one.
         target: the metric value to reach; default ``choose_target``'s rule.
         target_rule: how ``target`` was chosen, for the report (default: "given by the user").
-        replicates: re-measurements of the leading trials with fresh seeds (``replicate.replicate_best``);
+        replicates: re-measurements of the leading trials with fresh seeds (``replicate.split_reruns``);
             where a batch size has them, they give its steps-to-target (``best_per_batch`` says why).
 
     Raises:

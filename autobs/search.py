@@ -4,8 +4,12 @@ ones early. Public entry: ``run_search``.
 - Each trial trains with ``autobs.train`` (the one training loop) for ``trial_samples`` samples and reports
   every validation point to Ray as ``val_metric`` at ``samples`` seen. ASHA (Li et al. 2020) compares
   trials on samples, never steps, so batch sizes compete on the same data budget.
-- What the sampler is told: a finished trial's final metric; a diverged trial (NaN/inf loss) the metric
-  of the untrained model, a bad result it learns from; an out-of-memory trial fails (Optuna ignores
+- A search with a target (``stop_at_target``, what ``autobs recommend`` runs): once the target is set, a
+  trial ends at its confirmed crossing, the sampler minimises the samples to the target (``objective``),
+  a trial that falls behind its batch size's leaders is stopped (``_leader_bound_class``, in ASHA's place),
+  and every other trial reruns a leader with a fresh seed (``replicate.py``).
+- What the sampler is told otherwise: a finished trial's final metric; a diverged trial (NaN/inf loss) the
+  metric of the untrained model, a bad result it learns from; an out-of-memory trial fails (Optuna ignores
   failed trials) and the space shrinks below its batch size, so that region is not proposed again; any
   other exception fails the trial, its traceback saved; a trial that makes no progress (no optimizer step,
   no evaluation) for ``trial_timeout_s`` is hung: its worker process is ended and the trial recorded ``hung``.
@@ -24,6 +28,7 @@ import math
 import os
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,7 +80,7 @@ class SearchResult:
         """The best trial: in a search with a target, the one that reached it in the fewest samples (least
         ``objective``); else the best that ran its whole length (completed), by final metric."""
         if self.target is not None:
-            scored = [t for t in self.trials if _finite(t.get("objective"))]
+            scored = [t for t in self.trials if _finite(t.get("objective")) and t.get("rerun_of") is None]
             return min(scored, key=lambda t: t["objective"]) if scored else None
         done = [t for t in self.trials if t["status"] == "completed" and _finite(t["val_metric"])]
         if not done:
@@ -211,8 +216,10 @@ class _TargetState:
     (which gives it to each new trial as ``stop_target``) and the searcher (which tells the sampler each
     trial's ``objective`` once it is known). Plain data: Ray may pickle the searcher that holds it."""
 
-    def __init__(self, target: float | None, rule: str | None, first_round: int):
+    def __init__(self, target: float | None, rule: str | None, first_round: int, records: list[dict],
+                 higher_is_better: bool, deadline: float):
         self.target, self.rule, self.first_round = target, rule, first_round
+        self.records, self.higher_is_better, self.deadline = records, higher_is_better, deadline  # for the reruns
         self.objectives: dict[str, float] = {}  # Ray trial id → the objective told to the sampler
 
 
@@ -265,6 +272,7 @@ class _Recorder:
             "number": len(self.records) + len(self.live),
             "trial_id": trial.trial_id,
             "config": {k: config[k] for k in ("batch_size", "lr", "warmup_fraction", "schedule", "schedule_params")},
+            "rerun_of": config.get("rerun_of"), "seed": self.header.get("seed", 0) + config["sampler_number"],
             "params": info.get("params", {}), "distributions": info.get("distributions", {}),
             "status": "running", "val_metric": None, "samples": 0, "steps": 0, "seconds": 0.0, "train_s": 0.0,
             "step_time_s": None, "curve": [], "error": None, "started_at": time.time(),
@@ -366,6 +374,7 @@ class _Recorder:
         for r in self.records:
             if "objective" not in r and r["status"] in ("completed", "stopped", "diverged") and r["curve"]:
                 r["objective"] = objective(r, state.target, self.higher_is_better, self.header["trial_samples"])
+                r["reached_target"] = r["objective"] < math.log(2.0 * self.header["trial_samples"])  # a miss scores more
                 state.objectives[r["trial_id"]] = r["objective"]
 
     def save(self) -> None:
@@ -455,6 +464,52 @@ def _per_batch_asha_class():
             self._trial_info[trial.trial_id] = self._by_batch.setdefault(b, copy.deepcopy(self._template))
 
     return PerBatchASHA
+
+
+def _leader_bound_class():
+    """The early stop of a search with a target, in ASHA's place: a trial that has not reached the target
+    after the samples its batch size's leaders needed is stopped.
+
+    Why not ASHA there. ASHA judges a trial by its metric at fixed shares of the run (11% and 33%), but the
+    objective is the samples to the target, and the crossing comes at a different share at each batch size
+    (on digits about 10% of the run at batch 16, 30-40% at 512): at 512, ASHA's first rung came 7 steps in,
+    long before any crossing, and stopped most trials there, so few trials at the large sizes were ever read
+    (measured: 9-15 of about 17 explored trials per search stopped unread). A trial that has not crossed by
+    the time the size's ``TOP_K``-th fastest trial had is no leader whatever it does next: it is not rerun,
+    so the fit never uses it, and the sampler learns enough from its shortfall. Where the size has fewer
+    crossings, the bound is twice its one crossing: one config's steps-to-target scatter by about 25% between
+    seeds (log sd; digits, batch 16: 149 and 242 steps), so a config as good as that one crosses within 2x
+    with high probability. Reruns are never stopped (they are measurements), nor any trial before the target
+    is set, nor one whose latest evaluation is at or past the target (it is confirming its crossing)."""
+    from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+    from .replicate import TOP_K
+
+    class LeaderBound(FIFOScheduler):
+        def __init__(self, target: _TargetState):
+            super().__init__()
+            self.target = target
+
+        def bound(self, batch_size: int) -> float | None:
+            """Samples past which a trial at ``batch_size`` that has not crossed is stopped; None: no bound."""
+            crossings = sorted(math.exp(r["objective"]) for r in self.target.records
+                               if r.get("rerun_of") is None and r["config"]["batch_size"] == batch_size
+                               and r.get("reached_target"))
+            if not crossings:
+                return None
+            return crossings[TOP_K - 1] if len(crossings) >= TOP_K else 2 * crossings[0]
+
+        def on_trial_result(self, tune_controller, trial, result):
+            state = self.target
+            if state.target is None or trial.config.get("rerun_of") is not None or "samples" not in result:
+                return TrialScheduler.CONTINUE
+            metric = result.get("val_metric")
+            if _finite(metric) and (metric >= state.target if state.higher_is_better else metric <= state.target):
+                return TrialScheduler.CONTINUE
+            bound = self.bound(trial.config["batch_size"])
+            return TrialScheduler.STOP if bound is not None and result["samples"] > bound else TrialScheduler.CONTINUE
+
+    return LeaderBound
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -587,27 +642,40 @@ class _DefineByRun:
             "params": dict(trial.params),
             "distributions": {k: distribution_to_json(d) for k, d in trial.distributions.items()},
         }
-        return {**config, "sampler_number": trial.number, "stop_target": self.target.target if self.target else None}
+        return {**config, "sampler_number": trial.number, "stop_target": self.target.target if self.target else None,
+                "rerun_of": None}
 
 
 def _target_search_class():
-    """Ray's ``OptunaSearch`` for a search with a target: the sampler is told each trial's ``objective``
-    (samples to the target) instead of its last metric. A trial's objective is known only once the target is
-    (the recorder chooses it after the first round) and the recorder has the trial's whole curve (Ray calls the
-    searcher before the callbacks when a trial ends), so finished trials wait here and are told before the
-    next proposal."""
+    """Ray's ``OptunaSearch`` for a search with a target.
+
+    - The sampler is told each trial's ``objective`` (samples to the target) instead of its last metric. A
+      trial's objective is known only once the target is (the recorder chooses it after the first round) and
+      the recorder has the trial's whole curve (Ray calls the searcher before the callbacks when a trial
+      ends), so finished trials wait here and are told before the next proposal.
+    - Once the target is set, every other trial is a rerun of a leading trial with a fresh seed
+      (``replicate.next_rerun`` picks it), while one is due: the fit needs each batch size's steps measured
+      more than once (``replicate.py`` says why), and the sampler needs new configs; with no way to tell
+      which pays more, they share the trials equally. A rerun is not the sampler's: it is not told of it.
+    """
     from ray.tune.search.optuna import OptunaSearch
+
+    from .replicate import SEED_BASE, next_rerun
 
     class TargetSearch(OptunaSearch):
         def __init__(self, *, target: _TargetState, **kwargs):
             super().__init__(**kwargs)
             self._target = target
             self._waiting: dict[str, dict] = {}
+            self._reruns: dict[str, int] = {}  # Ray trial id → the number of the trial it reruns (this session's)
+            self._explored = 0  # the sampler's trials proposed since the target was set (this session's)
 
         def on_trial_result(self, trial_id, result):
             pass  # intermediate metrics are not the objective (and no Optuna pruner reads them)
 
         def on_trial_complete(self, trial_id, result=None, error=False):
+            if trial_id in self._reruns:
+                return
             if error or not result:
                 super().on_trial_complete(trial_id, result, error)
             else:
@@ -617,6 +685,18 @@ def _target_search_class():
             for done in [t for t in self._waiting if t in self._target.objectives]:
                 result = self._waiting.pop(done)
                 super().on_trial_complete(done, {**result, self.metric: self._target.objectives[done]})
+            state = self._target
+            if state.target is not None and len(self._reruns) <= self._explored:
+                recorded = {r["trial_id"]: r["rerun_of"] for r in state.records if r.get("rerun_of") is not None}
+                leader = next_rerun(state.records, state.target, state.higher_is_better,
+                                    issued=Counter((recorded | self._reruns).values()),
+                                    seconds_left=state.deadline - time.time())
+                if leader is not None:
+                    self._reruns[trial_id] = leader["number"]
+                    return {**leader["config"], "sampler_number": SEED_BASE + len(recorded | self._reruns),
+                            "stop_target": state.target, "rerun_of": leader["number"]}
+            if state.target is not None:
+                self._explored += 1
             return super().suggest(trial_id)
 
     return TargetSearch
@@ -678,16 +758,19 @@ def run_search(
             its best steps-to-target at every size. Left to itself, a sampler scoring final metrics at a
             fixed data budget settles on the smallest sizes, and ASHA across sizes stops the large ones
             at its first rung, where they have taken few steps.
+        asha: stop poor trials early with ASHA, each compared with trials of its batch size when ``stratify``
+            (in a search with a target, the leader bound of ``_leader_bound_class`` instead).
         stop_at_target: end each trial once its metric has reached the target for ``CONFIRM_EVALS``
             evaluations in a row, and have the sampler minimise the samples it took (``objective``) instead of
-            the final metric. The target is ``target`` when given, else ``scaling.choose_target``'s rule over
-            the first round (with ``stratify``, the default config at each batch size; else the first
-            ``trials run at once``), whose trials run their whole length. Why: what the recommendation is made
-            of is steps to the target, which a trial yields at its crossing, on average well before its end
-            (measured on digits at 15% of the grid: the full-length trials of the first round took 3-7 s, their
-            crossings came at 10-50% of the run); the rest of a run bought no reading, so a search that stops
-            there runs several times the trials, and so reads each batch size several times, in the same time.
-            The target is saved in ``trials.json`` (``target``, ``target_rule``) and in ``SearchResult``.
+            the final metric; stop a trial that falls behind its batch size's leaders (``_leader_bound_class``);
+            rerun the leaders with fresh seeds in every other trial (``_target_search_class``). The target is
+            ``target`` when given, else ``scaling.choose_target``'s rule over the first round (with
+            ``stratify``, the default config at each batch size; else the first trials run at once), whose
+            trials run their whole length. Why: the recommendation is made of steps to the target, which a
+            trial yields at its crossing, well before its end; the rest of the run reads nothing more. Measured
+            on digits at 15% of the grid (41 s): whole trials took 3-7 s, trials stopped at the target 0.5-2 s,
+            and the search ran 28-42 trials where it ran 23-27. The target is saved in ``trials.json``
+            (``target``, ``target_rule``) and in ``SearchResult``.
         target: the metric value to reach (with ``stop_at_target``); default the rule above.
 
     Raises:
@@ -768,7 +851,9 @@ def run_search(
     order = _spread_order([int(math.log2(b)) for b in resolved.batch_sizes]) if stratify else []
     target_state = None
     if stop_at_target:
-        target_state = _TargetState(header["target"], header["target_rule"], len(order) if stratify else concurrent)
+        target_state = _TargetState(header["target"], header["target_rule"], len(order) if stratify else concurrent,
+                                    records, task.higher_is_better,
+                                    deadline=math.inf if budget_s is None else entered + budget_s)
     recorder = _Recorder(path, header, records, resolved, {}, progress, trials, trial_timeout_s, target_state,
                          task.higher_is_better)  # on a resume, scores the recorded trials once the target is known
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -790,7 +875,9 @@ def run_search(
     searcher = _target_search_class()(target=target_state, **searcher_args) if stop_at_target else OptunaSearch(**searcher_args)
     Callback, Stopper = _recorder_class()
     scheduler = FIFOScheduler()
-    if asha:
+    if stop_at_target:
+        scheduler = _leader_bound_class()(target_state)
+    elif asha:
         scheduler = (_per_batch_asha_class() if stratify else ASHAScheduler)(
             time_attr="samples", metric="val_metric", mode=mode, max_t=trial_samples,
             grace_period=max(1, trial_samples // ASHA_REDUCTION**ASHA_RUNGS), reduction_factor=ASHA_REDUCTION)

@@ -12,7 +12,7 @@ import torch
 
 import autobs
 import autobs.rundir
-from autobs import replicate, search
+from autobs import search
 from autobs.cli import main as cli_main
 from autobs.rundir import write_json
 from autobs.schedules import SCHEDULES
@@ -24,11 +24,13 @@ DIGITS = ROOT / "examples/digits_mlp.py"
 
 
 def _fake_search(calls: list):
-    """A stand-in for the Ray search: synthetic trials at four batch sizes (S_min 40, B_noise 100)."""
+    """A stand-in for the Ray search: synthetic trials at four batch sizes (S_min 40, B_noise 100), each rerun
+    once (as the search reruns its leaders; the reruns' curves are their trials' own)."""
 
     def run(task, space, *, out, **settings):
         calls.append(settings)
         trials = _trials([16, 32, 64, 128], [40 * (1 + 100 / b) for b in (16, 32, 64, 128)])
+        trials += [{**t, "number": len(trials) + t["number"], "rerun_of": t["number"]} for t in trials]
         write_json(out / search.TRIALS_FILE, {"trial_samples": 1000, "trials": trials})  # as the real search records them
         return search.SearchResult(trials=trials, metric=task.metric, mode="max", space=space.to_dict(),
                                    trials_requested=len(trials), trial_samples=1000, sampler="tpe",
@@ -37,20 +39,8 @@ def _fake_search(calls: list):
     return run
 
 
-def _fake_replicates(task, trials, target, higher_is_better, *, done=None, on_run=None, **settings):
-    """A stand-in for the reruns: each synthetic trial's own curve again (they are not the real task's runs)."""
-    runs = list(done or [])
-    for t in trials:
-        if all(r["trial"] != t["number"] for r in runs):
-            runs.append({"trial": t["number"], "batch_size": t["config"]["batch_size"], "seed": 0, "curve": t["curve"]})
-            if on_run:
-                on_run(runs[-1])
-    return runs
-
-
 def _fake_stages(monkeypatch, calls: list) -> None:
     monkeypatch.setattr(search, "run_search", _fake_search(calls))
-    monkeypatch.setattr(replicate, "replicate_best", _fake_replicates)
 
 
 def test_interrupted_run_resumes_without_redoing_finished_stages(tmp_path, monkeypatch):
@@ -79,8 +69,11 @@ def test_interrupted_run_resumes_without_redoing_finished_stages(tmp_path, monke
     rec = autobs.tune(DIGITS, budget=600, out=out, progress=False)
     assert {name: (out / name).read_text() for name in saved} == saved
     assert len(calls) == 1 and calls[0]["stratify"] and calls[0]["budget_s"] <= 600
+    assert calls[0]["stop_at_target"]  # trials stop at the target once it is set, and leaders are rerun
     assert rec.batch_size in (16, 32, 64, 128)
     assert json.loads((out / "recommendation.json").read_text())["batch_size"] == rec.batch_size
+    per_batch = json.loads((out / "scaling.json").read_text())["per_batch"]
+    assert [r["replicates"] for r in per_batch] == [1, 1, 1, 1]  # the reruns re-measure the fit's points
 
     # A finished search is reused too; --fresh redoes everything.
     again = autobs.tune(DIGITS, budget=600, out=out, progress=False)
@@ -140,6 +133,10 @@ def test_recommend_cli_end_to_end_on_digits(tmp_path):
     for t in trials:
         first.setdefault(t["config"]["batch_size"], t["config"])
     assert all(c["schedule"] == "cosine" and c["warmup_fraction"] == 0.0 for c in first.values())  # the default first
+    reruns = [t for t in trials if t.get("rerun_of") is not None]
+    by_number = {t["number"]: t for t in trials}
+    assert reruns and all(t["config"] == by_number[t["rerun_of"]]["config"] for t in reruns)  # the leaders' own configs
+    assert any(r["replicates"] for r in json.loads((out / "scaling.json").read_text())["per_batch"])
     assert "joint search done" in done.stderr  # progress on stderr, JSON alone on stdout
     assert "Token authentication is enabled" not in done.stderr  # no Ray notice among the progress lines
 

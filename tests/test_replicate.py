@@ -3,13 +3,13 @@ luckiest trial at each batch size."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
-import autobs
-from autobs.replicate import SEED_BASE, SEEDS, replicate_best
-from autobs.scaling import CONFIRM_EVALS, StepTimeModel, best_per_batch, fit_scaling, steps_to_target
+from autobs.replicate import SEED_BASE, SEEDS, next_rerun, split_reruns
+from autobs.scaling import StepTimeModel, best_per_batch, fit_scaling, steps_to_target
 
-from .conftest import ROOT
 from .test_scaling import _trials
 
 
@@ -43,28 +43,32 @@ def test_monotone_reading_ignores_a_lucky_evaluation_before_the_curve_gets_there
     assert 50 < steps_to_target(curve, 0.9, True, monotone=True) <= 60
 
 
-def test_replicates_rerun_each_sizes_leaders_with_fresh_seeds_and_stop_once_confirmed():
-    task = autobs.load_task(ROOT / "examples/digits_mlp.py")
-    trial_samples = 20 * 32 * 25  # 500 steps at batch 32, 125 at batch 128
-    trials = _trials(np.array([32, 32, 32, 128]), [40, 80, 120, 30])
-    for t in trials:  # configs that train digits to 0.8 accuracy within a few dozen steps
-        t["config"].update(lr=0.3, schedule="constant", warmup_fraction=0.0)
-    saved: list[dict] = []
-    runs = replicate_best(task, trials, 0.8, True, trial_samples=trial_samples, budget_s=300, device="cpu",
-                          on_run=saved.append, progress=False)
-    # The two leaders at batch 32 (trials 0 and 1, not 2) and the one trial at 128, each with SEEDS seeds.
-    assert sorted((r["trial"], r["seed"]) for r in runs) == sorted(
-        (n, SEED_BASE + i) for n in (0, 1, 3) for i in range(SEEDS))
-    assert saved == runs  # each run handed over as it ended, for the pipeline to save
-    for r in runs:
-        reached = [p["metric"] >= 0.8 for p in r["curve"]]
-        assert all(reached[-CONFIRM_EVALS:]) and len(r["curve"]) < 21  # stopped once confirmed, not run to the end
-    # A resumed stage does not rerun what is done; a spent budget starts nothing.
-    assert replicate_best(task, trials, 0.8, True, trial_samples=trial_samples, budget_s=300, device="cpu",
-                          done=runs, progress=False) == runs
-    assert replicate_best(task, trials, 0.8, True, trial_samples=trial_samples, budget_s=0, device="cpu",
-                          progress=False) == []
-    # Nor does a run that its trial says would not end in the time left (it would be cut and wasted).
-    slow = [{**trials[3], "curve": [{**point, "seconds": 100.0 * point["steps"]} for point in trials[3]["curve"]]}]
-    assert replicate_best(task, slow, 0.8, True, trial_samples=trial_samples, budget_s=60, device="cpu",
-                          progress=False) == []  # started, it would have ended in about a second
+def test_reruns_go_to_each_sizes_leaders_round_by_round_and_only_while_they_can_end():
+    records = _trials(np.array([32, 32, 32, 128]), [40, 80, 120, 30])
+    for t in records:  # a second of training per 10 steps
+        t["curve"] = [{**p, "seconds": p["steps"] / 10} for p in t["curve"]]
+    # A rerun of trial 2 that happened to read 10 steps: a rerun is a measurement of its trial, never a leader.
+    records.append({**_trials(np.array([32]), [10])[0], "number": 4, "rerun_of": 2})
+    issued: Counter = Counter()
+    order = []
+    while (leader := next_rerun(records, 0.9, True, issued=issued, seconds_left=60)) is not None:
+        order.append(leader["number"])
+        issued[leader["number"]] += 1
+    # Every size's first leader once (32: trial 0, 128: trial 3), then again, then the second leader at 32.
+    assert order == [0, 3] * SEEDS + [1] * SEEDS
+    assert 2 not in order and 4 not in order  # the third trial at 32 is no leader (TOP_K = 2)
+    # Trial 3 confirms its crossing (30 steps + CONFIRM_EVALS evaluations) at about 3 s of training: with less
+    # time left, its rerun would be cut before it measured anything, so none is started.
+    assert next_rerun(records[3:4], 0.9, True, issued=Counter(), seconds_left=1) is None
+    assert next_rerun(records[3:4], 0.9, True, issued=Counter(), seconds_left=10)["number"] == 3
+
+
+def test_reruns_that_measured_nothing_are_left_out():
+    records = _trials(np.array([32, 32, 32, 32]), [40, 50, 60, 70])
+    records[1].update(rerun_of=0, seed=SEED_BASE + 1)
+    records[2].update(rerun_of=0, seed=SEED_BASE + 2, status="stopped")  # cut by the time budget
+    records[3].update(rerun_of=0, seed=SEED_BASE + 3, status="diverged")  # a read that never reaches the target
+    own, runs = split_reruns(records)
+    assert [t["number"] for t in own] == [0]
+    assert [(r["trial"], r["seed"]) for r in runs] == [(0, SEED_BASE + 1), (0, SEED_BASE + 3)]
+    assert runs[0]["curve"] is records[1]["curve"] and runs[0]["batch_size"] == 32

@@ -385,16 +385,18 @@ def test_sampler_objective_is_samples_to_the_target_and_any_miss_scores_worse():
     assert objective(record(32, [2.3, 1.5, 0.9]), 1.0, False, trial_samples=3200) < math.log(3 * 10 * 32)  # lower is better
 
 
-def test_search_with_a_target_chooses_it_after_the_first_round_and_stops_later_trials_at_their_crossing(tmp_path):
+def test_search_with_a_target_chooses_it_after_the_first_round_stops_trials_at_their_crossing_and_reruns_leaders(tmp_path):
+    from autobs.replicate import SEED_BASE
     from autobs.scaling import CONFIRM_EVALS, choose_target
 
     task = autobs.load_task(write(tmp_path, "linear.py", "import torch\nmetric = 'accuracy'\n"
                                   "def model():\n    return torch.nn.Linear(4, 2)\n" + TASK_DATA))
     space = load_space(write(tmp_path, "space.yaml", SMALL_SPACE.replace("low: 16, high: 128", "low: 16, high: 32")))
     trial_samples = 8000  # 10 epochs: a linear model of this data is at its best within one or two
-    result = run_search(task, space, out=tmp_path, trials=6, trial_samples=trial_samples, stratify=True,
-                        stop_at_target=True, asha=False, progress=False)
-    first_round = [t for t in result.trials if t["number"] < 2]  # the default config at 16 and at 32
+    result = run_search(task, space, out=tmp_path, trials=8, trial_samples=trial_samples, stratify=True,
+                        stop_at_target=True, progress=False)
+    by_number = {t["number"]: t for t in result.trials}
+    first_round = [by_number[0], by_number[1]]  # the default config at 16 and at 32
     assert all(t["samples"] == trial_samples for t in first_round)  # run whole: the target comes from them
     assert result.target == pytest.approx(choose_target(first_round, higher_is_better=True)[0])
     assert "first round" in result.target_rule
@@ -402,7 +404,46 @@ def test_search_with_a_target_chooses_it_after_the_first_round_and_stops_later_t
     assert stopped and all(t["number"] >= 2 and t["samples"] < trial_samples for t in stopped)
     for t in stopped:  # stopped once the crossing was confirmed, not before
         assert all(p["metric"] >= result.target for p in t["curve"][-CONFIRM_EVALS:])
-    assert all("objective" in t for t in result.trials if t["status"] == "completed")
-    assert result.best is min(result.trials, key=lambda t: t.get("objective", math.inf))
+    # Leaders were run again, with their own config and a fresh seed, and no rerun was stopped short.
+    reruns = [t for t in result.trials if t.get("rerun_of") is not None]
+    assert reruns and len(reruns) <= len(result.trials) // 2 + 1  # every other trial at most
+    for t in reruns:
+        assert t["config"] == by_number[t["rerun_of"]]["config"] and t["seed"] >= SEED_BASE
+    assert len({t["seed"] for t in reruns}) == len(reruns)
+    assert all(t["status"] == "completed" for t in reruns)
+    explored = [t for t in result.trials if t.get("rerun_of") is None]
+    assert all("objective" in t for t in explored if t["status"] == "completed")
+    assert result.best is min(explored, key=lambda t: t.get("objective", math.inf))
     saved = json.loads((tmp_path / "trials.json").read_text())
     assert saved["target"] == result.target and saved["target_rule"] == result.target_rule
+
+
+def test_leader_bound_stops_a_trial_only_once_it_cannot_be_a_leader():
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+
+    from autobs.search import _leader_bound_class, _TargetState
+
+    def crossed(number, samples, rerun_of=None):  # a trial at batch 32 that reached the target in `samples`
+        return {"number": number, "config": {"batch_size": 32}, "rerun_of": rerun_of,
+                "objective": math.log(samples), "reached_target": True}
+
+    records = [crossed(0, 3200)]
+    state = _TargetState(None, None, first_round=1, records=records, higher_is_better=True, deadline=math.inf)
+    scheduler = _leader_bound_class()(state)
+    trial = SimpleNamespace(config={"batch_size": 32, "rerun_of": None})
+    stop, go = TrialScheduler.STOP, TrialScheduler.CONTINUE
+
+    def decide(t, samples, metric=0.5):
+        return scheduler.on_trial_result(None, t, {"samples": samples, "val_metric": metric})
+
+    assert decide(trial, 7000) == go  # no target yet: the first round runs whole
+    state.target = 0.9
+    assert decide(trial, 7000) == stop  # past twice the one crossing at its size, still short of the target
+    assert decide(trial, 6000) == go
+    assert decide(trial, 7000, metric=0.92) == go  # at the target: it is confirming its crossing
+    assert decide(SimpleNamespace(config={"batch_size": 32, "rerun_of": 0}), 7000) == go  # a rerun: never stopped
+    assert decide(SimpleNamespace(config={"batch_size": 64, "rerun_of": None}), 7000) == go  # none crossed at 64
+    records += [crossed(1, 4000), crossed(2, 1000, rerun_of=0)]  # two leaders now; a rerun is none
+    assert decide(trial, 4100) == stop and decide(trial, 3900) == go  # behind the second leader: stopped
