@@ -53,6 +53,10 @@ def test_report_data_matches_the_recommendation(run):
     assert curve[0]["steps"] == pytest.approx(fit["s_min"] * (1 + fit["b_noise"] / curve[0]["batch_size"]))
     assert data["memory"]["max_batch_size"] == rec["max_batch_size"]
     assert data["trials"]["counts"]["completed"] == len(data["trials"]["rows"])
+    # the search's reruns of its leaders are told apart from the trials the sampler proposed
+    recorded = json.loads((run / "trials.json").read_text())["trials"]
+    assert data["trials"]["reruns"] == sum(t.get("rerun_of") is not None for t in recorded) > 0
+    assert "rerun of #0" in render(data)
 
 
 def test_page_is_self_contained_and_small(run):

@@ -132,7 +132,7 @@ def _trials(trials: dict | None, why: str | None) -> dict:
         rows.append({"number": t.get("number"), "batch_size": c.get("batch_size"), "lr": c.get("lr"),
                      "schedule": c.get("schedule"), "schedule_params": c.get("schedule_params") or {},
                      "warmup_fraction": c.get("warmup_fraction"), "status": t.get("status"),
-                     "stopped_at_target": bool(t.get("stopped_at_target")),
+                     "stopped_at_target": bool(t.get("stopped_at_target")), "rerun_of": t.get("rerun_of"),
                      "val_metric": t.get("val_metric") if _finite(t.get("val_metric")) else None,
                      "samples": t.get("samples"), "wall_s": t.get("wall_s"),
                      "error": (t.get("error") or "").strip().splitlines()[-1:] or None})
@@ -140,7 +140,8 @@ def _trials(trials: dict | None, why: str | None) -> dict:
     section = {"available": bool(rows), "rows": rows, "counts": counts, "metric": trials.get("metric"),
                "mode": trials.get("mode"), "space": (trials.get("space") or {}).get("name"),
                "sampler": trials.get("sampler"), "target": trials.get("target"),
-               "stopped_at_target": sum(r["stopped_at_target"] for r in rows), "confirm_evals": CONFIRM_EVALS}
+               "stopped_at_target": sum(r["stopped_at_target"] for r in rows), "confirm_evals": CONFIRM_EVALS,
+               "reruns": sum(r["rerun_of"] is not None for r in rows)}
     if not rows:
         section["missing"] = "the search recorded no trial."
     elif not any(r["val_metric"] is not None and r["status"] in ("completed", "stopped") for r in rows):
