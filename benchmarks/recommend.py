@@ -128,9 +128,10 @@ def step_times_now(task: autobs.Task, oracle: dict) -> dict[int, float]:
 
     Why: regret divides two times-to-target, each a step count times a step time, and the grid's step times
     were measured on another day. ../shared/BENCHMARKS.md asks for timing ratios measured side by side in one
-    run: these machines are shared and noisy. Measured on 2026-12-01 against the grid's table (2026-11-22):
-    t(64)/t(32) 1.5-2.2 now and 1.9 then, t(512)/t(16) 12-16 now and 8.5 then; with the grid's table the
-    oracle's best is batch 128, with today's it is 32 or 64. Both regrets are reported."""
+    run: these machines are shared and noisy. Measured on 2026-12-01 (reports/recommend.md) against the grid's
+    table (2026-11-22): every step time 1.4-2.4x shorter, and not by one factor (t(64)/t(32) 1.56 against 1.94,
+    t(512)/t(16) 12.4 against 8.5), which moves the regret of a batch size against another. Both regrets are
+    reported."""
     from benchmarks.oracle import measure_step_times
 
     sizes = sorted(int(b) for b in oracle["step_time_s"])

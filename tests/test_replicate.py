@@ -29,6 +29,12 @@ def test_a_lucky_trial_is_judged_by_its_replicates_not_its_own_read():
     assert rows[32]["search_steps_to_target"] == 100 and rows[32]["replicates"] == 2
     assert rows[256]["steps_to_target"] == 40 and rows[256]["replicates"] == 0
 
+    # A former leader (read 110, now third at 32) with a lucky rerun median of 50 is no leader: it is left out.
+    former = {**_trials(np.array([32]), [110])[0], "number": 3}
+    rows = {r["config"]["batch_size"]: r for r in best_per_batch(trials + [former], 0.9, True,
+                                                                 replicates + [{"trial": 3, "curve": _curve(50)}])}
+    assert rows[32]["number"] == 1 and rows[32]["steps_to_target"] == 120
+
     result = fit_scaling(trials, metric="accuracy", higher_is_better=True, target=0.9, planned_samples=10**5,
                          step_time=StepTimeModel.from_throughput([(32, 3200), (256, 12800)]), replicates=replicates)
     assert [r["steps_to_target"] for r in result.per_batch] == [120, 40]
