@@ -34,20 +34,26 @@ def next_rerun(records: list[dict], target: float, higher_is_better: bool, *, is
     """The trial to run again next, or None when every leader has its ``SEEDS`` reruns (or none would end in
     ``seconds_left``: a rerun cut by the time budget is not a measurement).
 
+    A batch size's leaders are its ``TOP_K`` trials with the least ``objective`` among those that reached the
+    target (``reached_target``): the search scores each trial once as it ends (``search.objective``, the log of
+    its samples to the target), which ranks a size's trials as their steps to the target do. Reading every
+    curve again at each call cost 0.4 s at 659 trials, on the driver, once per rerun.
+
     Args:
         records: the search's trial records so far (``trials.json``), reruns included.
-        target: the metric value the trials are ranked by (their steps to reach it, ``steps_to_target``).
+        target: the metric value the trials reached.
         issued: reruns started so far, by the number of the trial they rerun (finished or still running).
         seconds_left: the search's time left.
     """
-    from .scaling import reads_by_batch
-
+    by_size: dict[int, list[dict]] = {}
+    for r in records:
+        if r.get("rerun_of") is None and r.get("reached_target"):
+            by_size.setdefault(r["config"]["batch_size"], []).append(r)
     due = []
-    explored = [r for r in records if r.get("rerun_of") is None]
-    for size_rank, reads in enumerate(reads_by_batch(explored, target, higher_is_better).values()):
-        for k, (read, trial) in enumerate(reads[:TOP_K]):
+    for size_rank, (_, trials) in enumerate(sorted(by_size.items())):
+        for k, trial in enumerate(sorted(trials, key=lambda t: t["objective"])[:TOP_K]):
             n = issued[trial["number"]]
-            if math.isfinite(read) and n < SEEDS and _expected_seconds(trial, target, higher_is_better) <= seconds_left:
+            if n < SEEDS and _expected_seconds(trial, target, higher_is_better) <= seconds_left:
                 due.append(((k, n, size_rank), trial))
     return min(due, key=lambda d: d[0])[1] if due else None
 

@@ -3,6 +3,7 @@ luckiest trial at each batch size."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import numpy as np
@@ -51,10 +52,15 @@ def test_monotone_reading_ignores_a_lucky_evaluation_before_the_curve_gets_there
 
 def test_reruns_go_to_each_sizes_leaders_round_by_round_and_only_while_they_can_end():
     records = _trials(np.array([32, 32, 32, 128]), [40, 80, 120, 30])
-    for t in records:  # a second of training per 10 steps
+    for t in records:  # a second of training per 10 steps; scored by the search as it ended
         t["curve"] = [{**p, "seconds": p["steps"] / 10} for p in t["curve"]]
+        t.update(objective=math.log(t["config"]["batch_size"] * steps_to_target(t["curve"], 0.9, True, monotone=True)),
+                 reached_target=True)
     # A rerun of trial 2 that happened to read 10 steps: a rerun is a measurement of its trial, never a leader.
-    records.append({**_trials(np.array([32]), [10])[0], "number": 4, "rerun_of": 2})
+    records.append({**_trials(np.array([32]), [10])[0], "number": 4, "rerun_of": 2, "objective": 0.0,
+                    "reached_target": True})
+    # Nor is a trial that missed the target.
+    records.append({**_trials(np.array([128]), [10])[0], "number": 5, "objective": 99.0, "reached_target": False})
     issued: Counter = Counter()
     order = []
     while (leader := next_rerun(records, 0.9, True, issued=issued, seconds_left=60)) is not None:
@@ -62,7 +68,7 @@ def test_reruns_go_to_each_sizes_leaders_round_by_round_and_only_while_they_can_
         issued[leader["number"]] += 1
     # Every size's first leader once (32: trial 0, 128: trial 3), then again, then the second leader at 32.
     assert order == [0, 3] * SEEDS + [1] * SEEDS
-    assert 2 not in order and 4 not in order  # the third trial at 32 is no leader (TOP_K = 2)
+    assert not {2, 4, 5} & set(order)  # the third trial at 32 is no leader (TOP_K = 2)
     # Trial 3 confirms its crossing (30 steps + CONFIRM_EVALS evaluations) at about 3 s of training: with less
     # time left, its rerun would be cut before it measured anything, so none is started.
     assert next_rerun(records[3:4], 0.9, True, issued=Counter(), seconds_left=1) is None
