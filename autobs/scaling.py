@@ -344,7 +344,7 @@ def _better(a: float, b: float, higher_is_better: bool) -> bool:
     return a > b if higher_is_better else a < b
 
 
-def _curve_best(curve: list[dict], higher_is_better: bool) -> float:
+def best_metric(curve: list[dict], higher_is_better: bool) -> float:
     values = [p["metric"] for p in curve if p.get("steps", 0) > 0 and p["metric"] is not None
               and math.isfinite(p["metric"])]
     if not values:
@@ -368,7 +368,7 @@ def choose_target(trials: list[dict], higher_is_better: bool) -> tuple[float, st
     for t in trials:
         if t["status"] not in USABLE or not t.get("curve"):
             continue
-        best = _curve_best(t["curve"], higher_is_better)
+        best = best_metric(t["curve"], higher_is_better)
         b = t["config"]["batch_size"]
         if math.isfinite(best) and (b not in per_batch or _better(best, per_batch[b], higher_is_better)):
             per_batch[b] = best
@@ -389,7 +389,7 @@ def choose_target(trials: list[dict], higher_is_better: bool) -> tuple[float, st
 
 
 def _rank_key(t: dict, higher_is_better: bool):
-    best = _curve_best(t["curve"], higher_is_better)
+    best = best_metric(t["curve"], higher_is_better)
     return (t["steps_to_target"], -best if higher_is_better else best)
 
 
@@ -413,12 +413,13 @@ def best_per_batch(trials: list[dict], target: float, higher_is_better: bool,
     minimum of noisy reads is the luckiest draw). ``replicates`` (the search's reruns, ``replicate.py``) re-measure
     a size's leading trials (its ``TOP_K`` fewest reads) with fresh seeds; where a leader has them, the size's
     row is the leader whose replicates' median is least, and ``steps_to_target`` is that median, not the
-    trial's own read (which selection biased; it stays in ``search_steps_to_target``). Reruns of trials that
-    are no longer leaders (the search reruns each new leader) are left out: the least median over every trial
-    ever rerun would be the luckiest of many again (measured: a 300 s digits search reran 12 leaders a size,
-    and batch 16's least median read 89 steps against the oracle's 181). Measured on digits: the search's best reads were
-    0.35–0.85x of the same configs' median over 6 fresh seeds, the lowest at the smallest batch sizes,
-    whose curves hover near the target longest — which alone put B_noise at 0.4x.
+    trial's own read (which selection biased; it stays in ``search_steps_to_target``). Measured on digits: the
+    search's best reads were 0.35–0.85x of the same configs' median over 6 fresh seeds, the lowest at the
+    smallest batch sizes, whose curves hover near the target longest — which alone put B_noise at 0.4x.
+
+    Reruns of trials that are no longer leaders (the search reruns each new leader) are left out: the least
+    median over every trial ever rerun would be the luckiest of many again (measured: a 300 s digits search
+    reran 12 leaders a size, and batch 16's least median read 89 steps against the oracle's 181).
     """
     groups = {b: [{**t, "steps_to_target": read, "search_steps_to_target": read, "replicates": 0} for read, t in reads]
               for b, reads in reads_by_batch(trials, target, higher_is_better).items()}
@@ -594,7 +595,7 @@ def fit_scaling(
               "search_steps_to_target": t["search_steps_to_target"], "replicates": t["replicates"],
               "lr": t["config"]["lr"], "schedule": t["config"]["schedule"],
               "schedule_params": t["config"]["schedule_params"], "warmup_fraction": t["config"]["warmup_fraction"],
-              "best_metric": _curve_best(t["curve"], higher_is_better), "trial": t.get("number")}
+              "best_metric": best_metric(t["curve"], higher_is_better), "trial": t.get("number")}
              for t in per_batch]
     return ScalingResult(
         metric=metric, higher_is_better=higher_is_better, target=target, target_rule=rule, per_batch=table,

@@ -23,6 +23,7 @@ ones early. Public entry: ``run_search``.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import math
 import os
@@ -213,15 +214,19 @@ def _cached_task(path: str, load_task):
 
 
 class _TargetState:
-    """What the driver knows of the target, shared by the recorder (which sets it), the define-by-run space
-    (which gives it to each new trial as ``stop_target``) and the searcher (which tells the sampler each
-    trial's ``objective`` once it is known). Plain data: Ray may pickle the searcher that holds it."""
+    """What the driver knows of the target, shared by the recorder (which sets it and scores each trial that
+    ends), the define-by-run space (which gives it to each new trial as ``stop_target``), the searcher (which
+    tells the sampler each trial's ``objective`` and picks the reruns) and the leader bound. Plain data: Ray
+    may pickle the searcher that holds it."""
 
-    def __init__(self, target: float | None, rule: str | None, first_round: int, records: list[dict],
-                 higher_is_better: bool, deadline: float):
-        self.target, self.rule, self.first_round = target, rule, first_round
+    def __init__(self, target: float | None, first_round: int, records: list[dict], higher_is_better: bool,
+                 deadline: float):
+        self.target, self.first_round = target, first_round
         self.records, self.higher_is_better, self.deadline = records, higher_is_better, deadline  # for the reruns
         self.objectives: dict[str, float] = {}  # Ray trial id → the objective told to the sampler
+        # batch size → the samples each of its trials (not reruns) took to reach the target, fewest first: the
+        # leader bound reads it at every evaluation of every trial, so it is kept as trials end, not re-derived
+        self.crossings: dict[int, list[float]] = {}
 
 
 def objective(record: dict, target: float, higher_is_better: bool, trial_samples: int) -> float:
@@ -232,13 +237,13 @@ def objective(record: dict, target: float, higher_is_better: bool, trial_samples
     reach it (ASHA stopped it first, it ran out, it diverged) scores above any that did, log(2·trial_samples),
     plus its shortfall: how far its best metric stayed from the target, as a share of the way from the
     untrained model's metric (0 to 1), so TPE still learns which misses came close."""
-    from .scaling import _curve_best, steps_to_target
+    from .scaling import best_metric, steps_to_target
 
     curve, batch_size = record["curve"], record["config"]["batch_size"]
     steps = steps_to_target(curve, target, higher_is_better, monotone=True)
     if math.isfinite(steps):
         return math.log(max(1.0, steps) * batch_size)
-    best = _curve_best(curve, higher_is_better)
+    best = best_metric(curve, higher_is_better)
     start = curve[0]["metric"] if curve and curve[0]["steps"] == 0 and _finite(curve[0]["metric"]) else None
     shortfall = 1.0
     if math.isfinite(best) and start is not None and start != target:
@@ -365,10 +370,10 @@ class _Recorder:
                 from .scaling import choose_target
 
                 state.target, rule = choose_target(usable, self.higher_is_better)
-                state.rule = f"{rule}, over the search's first round (a default config at each batch size)"
-                self.header.update(target=state.target, target_rule=state.rule)
+                rule = f"{rule}, over the search's first round (a default config at each batch size)"
+                self.header.update(target=state.target, target_rule=rule)
                 if self.progress:
-                    print(f"target: {self.header['metric']} {state.target:.4g} ({state.rule}); later trials stop "
+                    print(f"target: {self.header['metric']} {state.target:.4g} ({rule}); later trials stop "
                           "once they have reached it", file=sys.stderr, flush=True)
         if state.target is None:
             return
@@ -377,6 +382,8 @@ class _Recorder:
                 r["objective"] = objective(r, state.target, self.higher_is_better, self.header["trial_samples"])
                 r["reached_target"] = r["objective"] < math.log(2.0 * self.header["trial_samples"])  # a miss scores more
                 state.objectives[r["trial_id"]] = r["objective"]
+                if r["reached_target"] and r.get("rerun_of") is None:
+                    bisect.insort(state.crossings.setdefault(r["config"]["batch_size"], []), math.exp(r["objective"]))
 
     def save(self) -> None:
         write_json(self.path, {**self.header, "trials": self.records})
@@ -493,9 +500,7 @@ def _leader_bound_class():
 
         def bound(self, batch_size: int) -> float | None:
             """Samples past which a trial at ``batch_size`` that has not crossed is stopped; None: no bound."""
-            crossings = sorted(math.exp(r["objective"]) for r in self.target.records
-                               if r.get("rerun_of") is None and r["config"]["batch_size"] == batch_size
-                               and r.get("reached_target"))
+            crossings = self.target.crossings.get(batch_size)
             if not crossings:
                 return None
             return crossings[TOP_K - 1] if len(crossings) >= TOP_K else 2 * crossings[0]
@@ -852,8 +857,8 @@ def run_search(
     order = _spread_order([int(math.log2(b)) for b in resolved.batch_sizes]) if stratify else []
     target_state = None
     if stop_at_target:
-        target_state = _TargetState(header["target"], header["target_rule"], len(order) if stratify else concurrent,
-                                    records, task.higher_is_better,
+        target_state = _TargetState(header["target"], len(order) if stratify else concurrent, records,
+                                    task.higher_is_better,
                                     deadline=math.inf if budget_s is None else entered + budget_s)
     recorder = _Recorder(path, header, records, resolved, {}, progress, trials, trial_timeout_s, target_state,
                          task.higher_is_better)  # on a resume, scores the recorded trials once the target is known

@@ -139,18 +139,6 @@ def step_times_now(task: autobs.Task, oracle: dict) -> dict[int, float]:
     return {b: float(np.median([p[b] for p in passes])) for b in sizes}
 
 
-def oracle_best_now(oracle: dict, times: dict[int, float]) -> tuple[dict, float]:
-    """The oracle's best config and its time-to-target with the step times of this run (``step_times_now``)."""
-    model = StepTimeModel.from_throughput((b, b / t) for b, t in times.items())
-    best = min(oracle["configs"], key=lambda c: time_to_target(c["steps_to_target"], model.at(c["batch_size"])))
-    return best, time_to_target(best["steps_to_target"], model.at(best["batch_size"]))
-
-
-def regret_now(steps: float, batch_size: int, oracle: dict, times: dict[int, float]) -> float:
-    """Regret with the step times of this run: the config's time-to-target over the oracle's best, both timed
-    with them."""
-    model = StepTimeModel.from_throughput((b, b / t) for b, t in times.items())
-    return regret(time_to_target(steps, model.at(batch_size)), oracle_best_now(oracle, times)[1])
 
 
 def run_task(path: str, budget_share: float, cores: int, skip_peers: bool, seeds: list[int],
@@ -177,11 +165,15 @@ def run_task(path: str, budget_share: float, cores: int, skip_peers: bool, seeds
                          "warmup_steps": p.warmup_steps, "steps_to_target": steps, "regret": reg, "cost_s": cost,
                          "wall_s": p.tuner_seconds})
             print(f"{p.peer}: {rows[-1]}", file=sys.stderr)
+    # Regret with this run's step times: each config's time-to-target over the oracle's best, both timed with them.
+    now = StepTimeModel.from_throughput((b, b / t) for b, t in times.items())
+    best_now = min(oracle["configs"], key=lambda c: time_to_target(c["steps_to_target"], now.at(c["batch_size"])))
+    best_now_s = time_to_target(best_now["steps_to_target"], now.at(best_now["batch_size"]))
     for row in rows:
-        row["regret_now"] = regret_now(row["steps_to_target"], row["batch_size"], oracle, times)
+        row["regret_now"] = regret(time_to_target(row["steps_to_target"], now.at(row["batch_size"])), best_now_s)
     refined = refined_oracle_fit(task, oracle)
     return {"task": task.name, "budget_s": budget, "oracle": oracle, "rows": rows, "autobs": runs,
-            "step_time_now_s": times, "oracle_best_now": oracle_best_now(oracle, times)[0],
+            "step_time_now_s": times, "oracle_best_now": best_now,
             "oracle_b_noise_refined": refined.b_noise,
             "oracle_b_noise_monotone": monotone_oracle_fit(task, oracle).b_noise,
             "oracle_steps_refined": dict(zip(refined.batch_sizes, refined.steps))}

@@ -418,19 +418,28 @@ def test_search_with_a_target_chooses_it_after_the_first_round_stops_trials_at_t
     assert saved["target"] == result.target and saved["target_rule"] == result.target_rule
 
 
-def test_leader_bound_stops_a_trial_only_once_it_cannot_be_a_leader():
+def test_leader_bound_stops_a_trial_only_once_it_cannot_be_a_leader(tmp_path):
     from types import SimpleNamespace
 
     from ray.tune.schedulers import TrialScheduler
 
-    from autobs.search import _leader_bound_class, _TargetState
+    from autobs.search import _leader_bound_class, _Recorder, _TargetState
 
-    def crossed(number, samples, rerun_of=None):  # a trial at batch 32 that reached the target in `samples`
-        return {"number": number, "config": {"batch_size": 32}, "rerun_of": rerun_of,
-                "objective": math.log(samples), "reached_target": True}
+    from .test_scaling import _trials
 
-    records = [crossed(0, 3200)]
-    state = _TargetState(None, None, first_round=1, records=records, higher_is_better=True, deadline=math.inf)
+    # Trials at batch 32 that reach accuracy 0.9 at steps 100 and 125 (3200 and 4000 samples), and a rerun of the
+    # first that happened to take 31 steps (1000 samples): the recorder scores each as it ends.
+    first, second = _trials([32, 32], [100, 125])
+    rerun = {**_trials([32], [31.25])[0], "number": 2, "rerun_of": 0}
+    records: list[dict] = []
+    state = _TargetState(None, first_round=1, records=records, higher_is_better=True, deadline=math.inf)
+    recorder = _Recorder(tmp_path / "trials.json", {"metric": "accuracy", "trial_samples": 10**5}, records,
+                         space=None, sampler_info={}, progress=False, total=0, target=state)
+
+    def end(t):
+        records.append({**t, "trial_id": str(t["number"])})
+        recorder._update_target()
+
     scheduler = _leader_bound_class()(state)
     trial = SimpleNamespace(config={"batch_size": 32, "rerun_of": None})
     stop, go = TrialScheduler.STOP, TrialScheduler.CONTINUE
@@ -440,10 +449,12 @@ def test_leader_bound_stops_a_trial_only_once_it_cannot_be_a_leader():
 
     assert decide(trial, 7000) == go  # no target yet: the first round runs whole
     state.target = 0.9
+    end(first)
+    end(rerun)  # a rerun is a measurement of its trial, no leader of its own
     assert decide(trial, 7000) == stop  # past twice the one crossing at its size, still short of the target
     assert decide(trial, 6000) == go
     assert decide(trial, 7000, metric=0.92) == go  # at the target: it is confirming its crossing
     assert decide(SimpleNamespace(config={"batch_size": 32, "rerun_of": 0}), 7000) == go  # a rerun: never stopped
     assert decide(SimpleNamespace(config={"batch_size": 64, "rerun_of": None}), 7000) == go  # none crossed at 64
-    records += [crossed(1, 4000), crossed(2, 1000, rerun_of=0)]  # two leaders now; a rerun is none
+    end(second)  # two leaders now
     assert decide(trial, 4100) == stop and decide(trial, 3900) == go  # behind the second leader: stopped
