@@ -73,9 +73,11 @@ def locked(path: Path):
         os.close(fd)
 
 
-def write_json(path: Path, obj: Any) -> Path:
-    """Write ``obj`` as JSON to ``path`` atomically."""
-    return write_text(path, json.dumps(to_json(obj), indent=2))
+def write_json(path: Path, obj: Any, indent: int | None = 2) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically. ``indent=None`` writes it compact: Python's json
+    module serialises with its C encoder only then (with an indent it falls back to pure Python, 4x
+    slower; measured on a 659-trial trials.json, 2.4 MB: 133 ms against 35 ms)."""
+    return write_text(path, json.dumps(to_json(obj), indent=indent))
 
 
 def write_text(path: Path, text: str) -> Path:

@@ -386,7 +386,9 @@ class _Recorder:
                     bisect.insort(state.crossings.setdefault(r["config"]["batch_size"], []), math.exp(r["objective"]))
 
     def save(self) -> None:
-        write_json(self.path, {**self.header, "trials": self.records})
+        # Rewritten whole as each trial ends, so nothing ended is lost: compact, because at hundreds of
+        # trials the indented file cost the driver 80-130 ms a save (``write_json``), tens of seconds a run.
+        write_json(self.path, {**self.header, "trials": self.records}, indent=None)
 
 
 def _recorder_class():
