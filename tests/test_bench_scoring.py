@@ -125,3 +125,24 @@ def test_refine_lr_trains_the_half_way_lrs_once_and_reports_the_refined_best(wri
 
     monkeypatch.setattr(scoring, "grid_run", no_training)
     assert scoring.refine_lr(task, oracle, 32) == (best, fewest, steps)
+
+
+def test_fresh_seed_regret_retrains_both_configs_on_seeds_the_grid_never_ran(write_task, monkeypatch):
+    import autobs
+    from benchmarks import scoring
+    from tests.conftest import GOOD_TASK
+
+    task = autobs.load_task(write_task(GOOD_TASK))
+    oracle = _tiny_oracle(task) | {"target": 0.5, "higher_is_better": False, "best": {"batch_size": 32, "lr": 0.316228, "schedule": "constant",
+                                            "steps_to_target": 40.0}, "step_time_s": {"32": 0.01, "64": 0.015}}
+    seen = []
+    real = scoring.grid_run
+    monkeypatch.setattr(scoring, "grid_run", lambda task, oracle, config, seed: seen.append(seed) or real(task, oracle, config, seed))
+    best_steps = scoring.fresh_oracle_best_steps(task, oracle)
+    assert seen == list(scoring.FRESH_SEEDS) and not set(seen) & set(scoring.SEEDS)
+    # The oracle's best against itself on the same fresh seeds: regret exactly 1, whatever its grid read.
+    steps, reg = scoring.score_fresh(task, {"batch_size": 32, "lr": 0.316228, "schedule": "constant"}, oracle, best_steps)
+    assert (steps, reg) == (best_steps, 1.0)
+    # A far too small LR needs more steps on the same seeds, or never gets there.
+    _, slow = scoring.score_fresh(task, {"batch_size": 32, "lr": 0.001, "schedule": "constant"}, oracle, best_steps)
+    assert slow > 1.0
