@@ -7,8 +7,9 @@ import math
 from collections import Counter
 
 import numpy as np
+import pytest
 
-from autobs.replicate import SEED_BASE, SEEDS, next_rerun, split_reruns
+from autobs.replicate import SEED_BASE, SEEDS, next_rerun, rerun_scatter, split_reruns
 from autobs.scaling import StepTimeModel, best_per_batch, fit_scaling, steps_to_target
 
 from .test_scaling import _trials
@@ -66,8 +67,10 @@ def test_reruns_go_to_each_sizes_leaders_round_by_round_and_only_while_they_can_
     while (leader := next_rerun(records, 0.9, True, issued=issued, seconds_left=60)) is not None:
         order.append(leader["number"])
         issued[leader["number"]] += 1
-    # Every size's first leader once (32: trial 0, 128: trial 3), then again, then the second leader at 32.
-    assert order == [0, 3] * SEEDS + [1] * SEEDS
+    # Each size's top leader once (32: trial 0, 128: trial 3) before any twice; the top leaders up to SEEDS
+    # reruns before the second leader at 32.
+    assert order[:2] == [0, 3] and order[-SEEDS:] == [1] * SEEDS
+    assert Counter(order) == {0: SEEDS, 3: SEEDS, 1: SEEDS}
     assert not {2, 4, 5} & set(order)  # the third trial at 32 is no leader (TOP_K = 2)
     # Trial 3 confirms its crossing (30 steps + CONFIRM_EVALS evaluations) at about 3 s of training: with less
     # time left, its rerun would be cut before it measured anything, so none is started.
@@ -84,3 +87,25 @@ def test_reruns_that_measured_nothing_are_left_out():
     assert [t["number"] for t in own] == [0]
     assert [(r["trial"], r["seed"]) for r in runs] == [(0, SEED_BASE + 1), (0, SEED_BASE + 3)]
     assert runs[0]["curve"] is records[1]["curve"] and runs[0]["batch_size"] == 32
+
+
+def test_later_reruns_go_where_reads_scatter_most_per_second():
+    # Batch 16's leader (trial 0) takes 3x the seconds of batch 256's (trial 1), but its reruns so far read
+    # 100 and 200 steps where 256's read 30 and 33: a third read at 16 narrows its estimate far more.
+    records = _trials(np.array([16, 256]), [150, 30])
+    for t in records:
+        t["curve"] = [{**p, "seconds": p["steps"] / (5 if t["config"]["batch_size"] == 16 else 3)} for p in t["curve"]]
+        t.update(objective=math.log(t["config"]["batch_size"] * 150 if t["number"] == 0 else 256 * 30),
+                 reached_target=True)
+    for number, (trial, steps) in enumerate([(0, 100), (0, 200), (1, 30), (1, 33)], start=2):
+        b = records[trial]["config"]["batch_size"]
+        records.append({**_trials(np.array([b]), [steps])[0], "number": number, "rerun_of": trial,
+                        "objective": math.log(b * steps), "reached_target": True})
+    scatter = rerun_scatter(records)
+    assert scatter[16] == pytest.approx(math.log(2) / math.sqrt(2)) and scatter[256] == pytest.approx(math.log(1.1) / math.sqrt(2))
+    issued = Counter({0: 2, 1: 2})
+    order = []
+    while (leader := next_rerun(records, 0.9, True, issued=issued, seconds_left=600)) is not None:
+        order.append(leader["number"])
+        issued[leader["number"]] += 1
+    assert order == [0] * (SEEDS - 2) + [1] * (SEEDS - 2)  # 16 first, to its cap; then 256
