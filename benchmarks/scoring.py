@@ -208,8 +208,7 @@ def score_fresh(task, config: Mapping, oracle: Mapping, oracle_best_steps: float
     """(steps-to-target, regret) of ``config`` retrained like the grid's runs with ``FRESH_SEEDS``, against
     the oracle's best config retrained with the same seeds (``oracle_best_steps``: its fresh steps, if
     already measured). The step times are the grid's table, as in ``score_config``."""
-    steps = config_steps_to_target([grid_run(task, oracle, config, seed) for seed in FRESH_SEEDS],
-                                   oracle["target"], oracle["higher_is_better"])
+    steps = _fresh_steps(task, oracle, config)
     best = oracle["best"]
     if oracle_best_steps is None:
         oracle_best_steps = fresh_oracle_best_steps(task, oracle)
@@ -223,7 +222,10 @@ def score_fresh(task, config: Mapping, oracle: Mapping, oracle_best_steps: float
 def fresh_oracle_best_steps(task, oracle: Mapping) -> float:
     """The oracle's best config's steps-to-target retrained with ``FRESH_SEEDS``."""
     best = oracle["best"]
-    config = {"batch_size": best["batch_size"], "lr": best["lr"], "schedule": best["schedule"]}
+    return _fresh_steps(task, oracle, {"batch_size": best["batch_size"], "lr": best["lr"], "schedule": best["schedule"]})
+
+
+def _fresh_steps(task, oracle: Mapping, config: Mapping) -> float:
     return config_steps_to_target([grid_run(task, oracle, config, seed) for seed in FRESH_SEEDS],
                                   oracle["target"], oracle["higher_is_better"])
 
