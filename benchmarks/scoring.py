@@ -200,8 +200,13 @@ def score_config(task, config: Mapping, oracle: Mapping) -> tuple[float, float]:
     """
     runs = [grid_run(task, oracle, config, seed) for seed in SEEDS]
     steps = config_steps_to_target(runs, oracle["target"], oracle["higher_is_better"])
-    times = StepTimeModel.from_throughput((int(k), int(k) / t) for k, t in oracle["step_time_s"].items())
+    times = _grid_step_times(oracle)
     return steps, regret(time_to_target(steps, times.at(config["batch_size"])), oracle["best"]["time_to_target_s"])
+
+
+def _grid_step_times(oracle: Mapping) -> StepTimeModel:
+    """t(B) from the grid's table, interpolated between its sizes (``StepTimeModel``)."""
+    return StepTimeModel.from_throughput((int(k), int(k) / t) for k, t in oracle["step_time_s"].items())
 
 
 def score_fresh(task, config: Mapping, oracle: Mapping, oracle_best_steps: float | None = None) -> tuple[float, float]:
@@ -214,7 +219,7 @@ def score_fresh(task, config: Mapping, oracle: Mapping, oracle_best_steps: float
         oracle_best_steps = fresh_oracle_best_steps(task, oracle)
     if not math.isfinite(oracle_best_steps):
         return steps, math.nan  # the oracle's best missed the target on these seeds: no reference to divide by
-    times = StepTimeModel.from_throughput((int(k), int(k) / t) for k, t in oracle["step_time_s"].items())
+    times = _grid_step_times(oracle)
     return steps, regret(time_to_target(steps, times.at(config["batch_size"])),
                          time_to_target(oracle_best_steps, times.at(best["batch_size"])))
 
