@@ -47,6 +47,14 @@ TRIAL_TIMEOUT_S = 300.0  # a trial with no optimizer step and no evaluation for 
 HUNG_EXIT_CODE = 75  # a hung trial's worker exits with it: a mark in the worker's log (Ray does not pass it on)
 TRIAL_CAP = 2000  # trials=None: as many as the time budget allows; this only stops a runaway count (trials
 # stopped at the target are short: at 300 s on digits a search ran 500, the cap then, in 200 s)
+LR_PROBE = 2.0  # a stratified search's second round: each size's default config at twice the anchor's LR. Why:
+# one trial per size cannot tell the S(B) fit whether that size's read is at its best LR, and the anchor errs low:
+# a 100-step sweep's steepest descent comes before the LR that is best held for a whole run (0.51x and 0.74x of
+# the grid-search oracle's best on the two examples, reports/lr_finder.md; 0.61x and 0.88x for torch-lr-finder's
+# reading of the same kind), and on Adam the noise shape (1 + B_simple/B)^-0.5 rose more slowly with B than the
+# oracle's best LRs did (char_lm: 0.0016 at batch 64 against 0.0032-0.0056). So the second trial at a size goes
+# one step up, inside the few-fold plateau of LRs that train about equally fast; if that is past the stability
+# edge, the leader bound cuts it short and the sampler learns the edge.
 ASHA_REDUCTION = 3  # ASHA's η: keep the best third at each rung (Li et al. 2020 use 3 or 4)
 ASHA_RUNGS = 2  # grace period = trial_samples / η^RUNGS: rungs at 11% and 33% of a trial. One rung
 # earlier (4%) judged trials before warmup ended (warmup reaches 30% of a run in adamw.yaml).
@@ -227,6 +235,7 @@ class _TargetState:
         # batch size → the samples each of its trials (not reruns) took to reach the target, fewest first: the
         # leader bound reads it at every evaluation of every trial, so it is kept as trials end, not re-derived
         self.crossings: dict[int, list[float]] = {}
+        self.crossed: set[str] = set()  # Ray trial ids the leader bound ended at their confirmed crossing
 
 
 def objective(record: dict, target: float, higher_is_better: bool, trial_samples: int) -> float:
@@ -338,8 +347,11 @@ class _Recorder:
             if record["status"] == "oom":
                 self.space.exclude_from(record["config"]["batch_size"])
         else:
+            crossed = self.target is not None and trial_id in self.target.crossed  # as if it had stopped itself
             record["status"] = ("diverged" if record.get("diverged")
-                                else "completed" if record.get("final") else "stopped")
+                                else "completed" if record.get("final") or crossed else "stopped")
+            if crossed:
+                record["stopped_at_target"] = True
             self.failures_in_row = 0
         record.pop("final", None)  # the trial's last report's flags, folded into its status
         record.pop("diverged", None)
@@ -490,15 +502,26 @@ def _leader_bound_class():
     crossings, the bound is twice its one crossing: one config's steps-to-target scatter by about 25% between
     seeds (log sd; digits, batch 16: 149 and 242 steps), so a config as good as that one crosses within 2x
     with high probability. Reruns are never stopped (they are measurements), nor any trial before the target
-    is set, nor one whose latest evaluation is at or past the target (it is confirming its crossing)."""
+    is set, nor one whose latest evaluation is at or past the target (it is confirming its crossing).
+
+    It also ends, at its confirmed crossing, a trial that started before the target was set: such a trial
+    does not know the target (``stop_target`` is given at its start), so it would run whole, and the rest of
+    its run tells nothing more (on char_lm the first trial of the second round crossed at 40% of its run and
+    then held a worker for 20 s more). The crossing is confirmed as in the trial (``CrossingWatch``): its last
+    ``CONFIRM_EVALS`` evaluations at or past the target; its id goes to ``target.crossed`` so the recorder
+    records it as a trial that reached the target."""
+    from collections import deque
+
     from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
     from .replicate import TOP_K
+    from .scaling import CONFIRM_EVALS
 
     class LeaderBound(FIFOScheduler):
         def __init__(self, target: _TargetState):
             super().__init__()
             self.target = target
+            self.recent: dict[str, deque] = {}  # trial id → its last CONFIRM_EVALS metrics (after step 0)
 
         def bound(self, batch_size: int) -> float | None:
             """Samples past which a trial at ``batch_size`` that has not crossed is stopped; None: no bound."""
@@ -509,10 +532,19 @@ def _leader_bound_class():
 
         def on_trial_result(self, tune_controller, trial, result):
             state = self.target
+            if trial.config.get("stop_target") is None and result.get("steps", 0) > 0:
+                self.recent.setdefault(trial.trial_id, deque(maxlen=CONFIRM_EVALS)).append(result.get("val_metric"))
             if state.target is None or trial.config.get("rerun_of") is not None or "samples" not in result:
                 return TrialScheduler.CONTINUE
-            metric = result.get("val_metric")
-            if _finite(metric) and (metric >= state.target if state.higher_is_better else metric <= state.target):
+
+            def reached(metric) -> bool:
+                return _finite(metric) and (metric >= state.target if state.higher_is_better else metric <= state.target)
+
+            recent = self.recent.get(trial.trial_id, ())
+            if len(recent) == CONFIRM_EVALS and all(reached(m) for m in recent):
+                state.crossed.add(trial.trial_id)  # started before the target: its crossing is confirmed
+                return TrialScheduler.STOP
+            if reached(result.get("val_metric")):
                 return TrialScheduler.CONTINUE
             bound = self.bound(trial.config["batch_size"])
             return TrialScheduler.STOP if bound is not None and result["samples"] > bound else TrialScheduler.CONTINUE
@@ -871,8 +903,11 @@ def run_search(
                                 direction="maximize" if search_mode == "max" else "minimize")
     _add_recorded(study, records, by_objective=stop_at_target)
     queued = list(first_params or [])[len(records):]
-    if stratify:  # the first round: a default config at every size (ResolvedSpace.baseline_params says why)
-        queued += [resolved.baseline_params(order[i]) if i < len(order) else {"log2_batch_size": order[i % len(order)]}
+    if stratify:  # round 1: a default config at every size (ResolvedSpace.baseline_params says why); round 2: the
+        # same at LR_PROBE times its LR; then the sampler proposes all but the size
+        rounds = [{}, {"lr_scale": LR_PROBE}]
+        queued += [resolved.baseline_params(order[i % len(order)], **rounds[i // len(order)])
+                   if i < len(rounds) * len(order) else {"log2_batch_size": order[i % len(order)]}
                    for i in range(len(records), count)]
     for params in queued:
         study.enqueue_trial(params)

@@ -127,6 +127,9 @@ def test_baseline_config_is_the_range_test_lr_with_cosine_and_least_warmup():
     config = resolved.suggest(study.ask())
     assert config["batch_size"] == 128 and config["lr"] == pytest.approx(1e-3 * 2**0.5)
     assert config["warmup_fraction"] == 0.0 and config["schedule"] == "cosine"
+    # The second round's probe: the same config at a multiple of the LR, kept within the space's factors.
+    assert resolved.baseline_params(7, lr_scale=2.0) == {**params, "lr_factor": 2.0}
+    assert resolved.baseline_params(7, lr_scale=1e6)["lr_factor"] == resolved.space.lr.high
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -388,6 +391,7 @@ def test_sampler_objective_is_samples_to_the_target_and_any_miss_scores_worse():
 def test_search_with_a_target_chooses_it_after_the_first_round_stops_trials_at_their_crossing_and_reruns_leaders(tmp_path):
     from autobs.replicate import SEED_BASE
     from autobs.scaling import CONFIRM_EVALS, choose_target
+    from autobs.search import LR_PROBE
 
     task = autobs.load_task(write(tmp_path, "linear.py", "import torch\nmetric = 'accuracy'\n"
                                   "def model():\n    return torch.nn.Linear(4, 2)\n" + TASK_DATA))
@@ -400,6 +404,10 @@ def test_search_with_a_target_chooses_it_after_the_first_round_stops_trials_at_t
     assert all(t["samples"] == trial_samples for t in first_round)  # run whole: the target comes from them
     assert result.target == pytest.approx(choose_target(first_round, higher_is_better=True)[0])
     assert "first round" in result.target_rule
+    # The sampler's next two: the same default config at each size, at LR_PROBE times its LR.
+    second_round = sorted((t for t in result.trials if t.get("rerun_of") is None), key=lambda t: t["number"])[2:4]
+    for first, second in zip(*(sorted(r, key=lambda t: t["config"]["batch_size"]) for r in (first_round, second_round))):
+        assert second["config"] == {**first["config"], "lr": pytest.approx(LR_PROBE * first["config"]["lr"])}
     stopped = [t for t in result.trials if t.get("stopped_at_target")]
     assert stopped and all(t["number"] >= 2 and t["samples"] < trial_samples for t in stopped)
     for t in stopped:  # stopped once the crossing was confirmed, not before
@@ -441,7 +449,7 @@ def test_leader_bound_stops_a_trial_only_once_it_cannot_be_a_leader(tmp_path):
         recorder._update_target()
 
     scheduler = _leader_bound_class()(state)
-    trial = SimpleNamespace(config={"batch_size": 32, "rerun_of": None})
+    trial = SimpleNamespace(trial_id="t", config={"batch_size": 32, "rerun_of": None, "stop_target": 0.9})
     stop, go = TrialScheduler.STOP, TrialScheduler.CONTINUE
 
     def decide(t, samples, metric=0.5):
@@ -454,7 +462,46 @@ def test_leader_bound_stops_a_trial_only_once_it_cannot_be_a_leader(tmp_path):
     assert decide(trial, 7000) == stop  # past twice the one crossing at its size, still short of the target
     assert decide(trial, 6000) == go
     assert decide(trial, 7000, metric=0.92) == go  # at the target: it is confirming its crossing
-    assert decide(SimpleNamespace(config={"batch_size": 32, "rerun_of": 0}), 7000) == go  # a rerun: never stopped
-    assert decide(SimpleNamespace(config={"batch_size": 64, "rerun_of": None}), 7000) == go  # none crossed at 64
+    assert decide(SimpleNamespace(trial_id="r", config={"batch_size": 32, "rerun_of": 0, "stop_target": 0.9}),
+                  7000) == go  # a rerun: never stopped
+    assert decide(SimpleNamespace(trial_id="u", config={"batch_size": 64, "rerun_of": None, "stop_target": 0.9}),
+                  7000) == go  # none crossed at 64
     end(second)  # two leaders now
     assert decide(trial, 4100) == stop and decide(trial, 3900) == go  # behind the second leader: stopped
+
+
+def test_a_trial_started_before_the_target_was_set_ends_at_its_confirmed_crossing(tmp_path):
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+
+    from autobs.scaling import CONFIRM_EVALS
+    from autobs.search import _leader_bound_class, _Recorder, _TargetState
+
+    space = load_space("sgd").resolve(max_batch_size=64, n_train=1000, lr_at=lambda b: 0.1)
+    records: list[dict] = []
+    state = _TargetState(None, first_round=1, records=records, higher_is_better=True, deadline=math.inf)
+    recorder = _Recorder(tmp_path / "trials.json", {"metric": "accuracy", "trial_samples": 10**5}, records,
+                         space=space, sampler_info={}, progress=False, total=0, target=state)
+    scheduler = _leader_bound_class()(state)
+    config = {"batch_size": 32, "lr": 0.1, "warmup_fraction": 0.0, "schedule": "constant", "schedule_params": {},
+              "rerun_of": None, "sampler_number": 1, "stop_target": None}  # started with no target known
+    early, late = SimpleNamespace(trial_id="a", config=config), SimpleNamespace(trial_id="b", config=config)
+    recorder.start(early)
+
+    def report(t, step, metric):
+        result = {"samples": 32 * step, "steps": step, "seconds": step / 100, "train_s": step / 100, "val_metric": metric}
+        if t is early:
+            recorder.result(t, result)
+        return scheduler.on_trial_result(None, t, result)
+
+    accuracies = [0.3, 0.6] + [0.91] * (CONFIRM_EVALS - 1)  # one evaluation short of a confirmed crossing of 0.9
+    assert all(report(early, 10 * (i + 1), a) == TrialScheduler.CONTINUE for i, a in enumerate(accuracies))
+    assert all(report(late, 10 * (i + 1), a) == TrialScheduler.CONTINUE for i, a in enumerate(accuracies[:-1]))
+    state.target = 0.9  # the first round has ended
+    last = 10 * (len(accuracies) + 1)
+    assert report(early, last, 0.93) == TrialScheduler.STOP  # its last CONFIRM_EVALS evaluations are past the target
+    assert report(late, last, 0.93) == TrialScheduler.CONTINUE  # one fewer: not yet confirmed
+    recorder.end(early)
+    assert records[0]["status"] == "completed" and records[0]["stopped_at_target"]
+    assert records[0]["reached_target"] and records[0]["steps"] == last
