@@ -47,14 +47,6 @@ TRIAL_TIMEOUT_S = 300.0  # a trial with no optimizer step and no evaluation for 
 HUNG_EXIT_CODE = 75  # a hung trial's worker exits with it: a mark in the worker's log (Ray does not pass it on)
 TRIAL_CAP = 2000  # trials=None: as many as the time budget allows; this only stops a runaway count (trials
 # stopped at the target are short: at 300 s on digits a search ran 500, the cap then, in 200 s)
-LR_PROBE = 2.0  # a stratified search's second round: each size's default config at twice the anchor's LR. Why:
-# one trial per size cannot tell the S(B) fit whether that size's read is at its best LR, and the anchor errs low:
-# a 100-step sweep's steepest descent comes before the LR that is best held for a whole run (0.51x and 0.74x of
-# the grid-search oracle's best on the two examples, reports/lr_finder.md; 0.61x and 0.88x for torch-lr-finder's
-# reading of the same kind), and on Adam the noise shape (1 + B_simple/B)^-0.5 rose more slowly with B than the
-# oracle's best LRs did (char_lm: 0.0016 at batch 64 against 0.0032-0.0056). So the second trial at a size goes
-# one step up, inside the few-fold plateau of LRs that train about equally fast; if that is past the stability
-# edge, the leader bound cuts it short and the sampler learns the edge.
 ASHA_REDUCTION = 3  # ASHA's η: keep the best third at each rung (Li et al. 2020 use 3 or 4)
 ASHA_RUNGS = 2  # grace period = trial_samples / η^RUNGS: rungs at 11% and 33% of a trial. One rung
 # earlier (4%) judged trials before warmup ended (warmup reaches 30% of a run in adamw.yaml).
@@ -506,10 +498,10 @@ def _leader_bound_class():
 
     It also ends, at its confirmed crossing, a trial that started before the target was set: such a trial
     does not know the target (``stop_target`` is given at its start), so it would run whole, and the rest of
-    its run tells nothing more (on char_lm the first trial of the second round crossed at 40% of its run and
-    then held a worker for 20 s more). The crossing is confirmed as in the trial (``CrossingWatch``): its last
-    ``CONFIRM_EVALS`` evaluations at or past the target; its id goes to ``target.crossed`` so the recorder
-    records it as a trial that reached the target."""
+    its run tells nothing more (on char_lm at 25% of its grid, the first trial after the first round had its
+    crossing confirmed at 35% of its run, 14 s in, and ran on to 37 s). The crossing is confirmed as in the
+    trial (``CrossingWatch``): its last ``CONFIRM_EVALS`` evaluations at or past the target; its id goes to
+    ``target.crossed`` so the recorder records it as a trial that reached the target."""
     from collections import deque
 
     from ray.tune.schedulers import FIFOScheduler, TrialScheduler
@@ -903,11 +895,8 @@ def run_search(
                                 direction="maximize" if search_mode == "max" else "minimize")
     _add_recorded(study, records, by_objective=stop_at_target)
     queued = list(first_params or [])[len(records):]
-    if stratify:  # round 1: a default config at every size (ResolvedSpace.baseline_params says why); round 2: the
-        # same at LR_PROBE times its LR; then the sampler proposes all but the size
-        rounds = [{}, {"lr_scale": LR_PROBE}]
-        queued += [resolved.baseline_params(order[i % len(order)], **rounds[i // len(order)])
-                   if i < len(rounds) * len(order) else {"log2_batch_size": order[i % len(order)]}
+    if stratify:  # the first round: a default config at every size (ResolvedSpace.baseline_params says why)
+        queued += [resolved.baseline_params(order[i]) if i < len(order) else {"log2_batch_size": order[i % len(order)]}
                    for i in range(len(records), count)]
     for params in queued:
         study.enqueue_trial(params)

@@ -151,10 +151,9 @@ class ResolvedSpace:
         return {"batch_size": batch_size, "lr": lr, "warmup_fraction": warmup, "schedule": schedule,
                 "schedule_params": params}
 
-    def baseline_params(self, log2_batch_size: int, lr_scale: float = 1.0) -> dict[str, Any]:
+    def baseline_params(self, log2_batch_size: int) -> dict[str, Any]:
         """The sampler parameters of a default config at batch size ``2**log2_batch_size``: the LR the range
-        test reads there (factor 1; the range's geometric middle when the LR is not anchored) times
-        ``lr_scale`` (kept within the space's LR factors), the least
+        test reads there (factor 1; the range's geometric middle when the LR is not anchored), the least
         warmup the space allows, cosine decay (Loshchilov & Hutter 2017; the first listed schedule if the
         space has no cosine) with each of its parameters at the middle of its range.
 
@@ -165,8 +164,7 @@ class ResolvedSpace:
         a default to fall back on; later trials search around it."""
         space = self.space
         lr = space.lr
-        factor = lr_scale * (1.0 if self.lr_at else math.sqrt(lr.low * lr.high))
-        factor = min(max(factor, lr.low), lr.high)
+        factor = min(max(1.0, lr.low), lr.high) if self.lr_at else math.sqrt(lr.low * lr.high)
         schedule = "cosine" if "cosine" in space.schedules else next(iter(space.schedules))
         params: dict[str, Any] = {"log2_batch_size": log2_batch_size, "lr_factor": factor, "schedule": schedule}
         if isinstance(space.warmup_fraction, Range) and space.warmup_fraction.low != space.warmup_fraction.high:
