@@ -12,7 +12,8 @@ hardly at all. Neither quantity is observable, but the expected squared norm of 
 At each measurement, ``MICRO_BATCHES`` gradients of ``small_batch`` examples are taken one after the
 other (|G_small|² is the mean of their squared norms) and their mean is the gradient of the big batch
 (|G_big|²). Both estimates are noisy (|G|² can come out negative), so, as in the paper, each is smoothed
-over the measurements with a bias-corrected EMA before the ratio is taken.
+over the measurements with a bias-corrected EMA before the ratio is taken. A measurement taken during a
+loss spike is left out of both (``is_spike`` says how it is told and why).
 
 The measurements are taken along a short training run (``autobs.train``, the one loop) at a sensible LR
 (the range tests' level, ``lr_range.range_level``), because the noise scale changes as training proceeds (it grows as the loss
@@ -47,6 +48,8 @@ MEASUREMENTS = 20  # measurements along the run
 EVERY = 5  # training steps between measurements (the run is MEASUREMENTS × EVERY steps)
 EMA_BETA = 0.8  # over the measurements: a ~5-measurement window, bias-corrected (Kingma & Ba 2015)
 SEED_OFFSET = 7919  # the measurement batches are drawn apart from the training batches
+SPIKE_RATIO = 2.0  # a measurement whose tr(Σ) is over this times the median of the SPIKE_WINDOW before it: a spike
+SPIKE_WINDOW = 5
 
 
 @dataclass
@@ -55,6 +58,7 @@ class NoisePoint:
     g2: float  # this measurement's unbiased |G|² estimate
     trace: float  # this measurement's unbiased tr(Σ) estimate
     b_simple: float  # the smoothed estimate so far: EMA(tr Σ) / EMA(|G|²)
+    spike: bool = False  # taken during a loss spike (``is_spike``), so left out of the EMAs
 
 
 @dataclass
@@ -103,6 +107,27 @@ def _measure(model: torch.nn.Module, task: Task, generator: torch.Generator, sma
     g2 = (big * g_big2 - small * g_small2) / (big - small)  # App. A, eq. A.2
     trace = (g_small2 - g_big2) / (1 / small - 1 / big)
     return g2, trace
+
+
+def is_spike(trace: float, earlier: list[float]) -> bool:
+    """Whether a measurement with this tr(Σ) estimate was taken during a loss spike: its tr(Σ) is over
+    ``SPIKE_RATIO`` times the median of the ``SPIKE_WINDOW`` measurements before it (none of the first
+    ``SPIKE_WINDOW`` is).
+
+    Why. For a step or two the model is thrown out of the region it trains in, and every example's gradient grows at
+    once: tr(Σ) jumps 2-7 fold and |G|² 4-1300 fold between measurements 5 steps apart. That is a transient,
+    not the noise of the region training goes on in, and with |G|² in the denominator a single such
+    measurement pulled the smoothed B_simple from 34 to 8 at the end of one char_lm run. B_simple shapes the
+    search's LRs and is the fit's prior, so that one read carried into both. Why tr(Σ): it comes from 16
+    micro-batches and moves slowly (over 345 measurements in 24 runs of the two examples, 95% were under 1.7x
+    the median of the 5 before), while |G|², a small difference of two large numbers, scatters from 0.02x to
+    6.4x (5th to 95th percentile) between ordinary measurements. 14 of the 345 (4%) were over 2x, and 13 of
+    those also had |G|² at 4-1300x. Leaving them out took the spread of B_simple over runs (log-sd) from 0.33
+    to 0.17 on digits and from 0.50 to 0.29 on char_lm, and the lowest read from 21 to 42 and from 9 to 19."""
+    if len(earlier) < SPIKE_WINDOW:
+        return False
+    window = sorted(earlier[-SPIKE_WINDOW:])
+    return trace > SPIKE_RATIO * window[SPIKE_WINDOW // 2]
 
 
 def measurement_batch_sizes(task: Task, small_batch: int = SMALL_BATCH) -> tuple[int, int]:
@@ -157,11 +182,13 @@ def noise_scale(
         if (info.step - 1) % every:
             return
         g2, trace = _measure(info.model, task, generator, small, dev)
-        ema_g2 = EMA_BETA * ema_g2 + (1 - EMA_BETA) * g2
-        ema_trace = EMA_BETA * ema_trace + (1 - EMA_BETA) * trace
+        spike = is_spike(trace, [p.trace for p in points])
+        if not spike:
+            ema_g2 = EMA_BETA * ema_g2 + (1 - EMA_BETA) * g2
+            ema_trace = EMA_BETA * ema_trace + (1 - EMA_BETA) * trace
         # The same bias correction divides both EMAs, so it cancels in the ratio.
         value = ema_trace / ema_g2 if ema_g2 > 0 else math.nan
-        points.append(NoisePoint(info.step, g2, trace, value))
+        points.append(NoisePoint(info.step, g2, trace, value, spike))
         if progress:
             print(f"noise scale after {info.step} steps: B_simple {value:.4g}", file=sys.stderr, flush=True)
 
@@ -173,6 +200,11 @@ def noise_scale(
     if not points:
         raise ConfigError(f"{task.name}: no noise-scale measurement was taken (the run stopped at once). "
                           "Fix: use a smaller LR.")
+    spikes = [p.step for p in points if p.spike]
+    if spikes:
+        notes.append(f"{len(spikes)} measurement{'s' if len(spikes) > 1 else ''} (after step{'s' if len(spikes) > 1 else ''} "
+                     f"{', '.join(map(str, spikes))}) left out as taken during a loss spike: tr(Σ) over "
+                     f"{SPIKE_RATIO:g}x the median of the {SPIKE_WINDOW} before")
     b_simple = points[-1].b_simple
     tail = [p.b_simple for p in points[len(points) // 2 :] if math.isfinite(p.b_simple)]
     spread = (min(tail), max(tail)) if tail else (math.nan, math.nan)

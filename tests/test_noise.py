@@ -33,6 +33,27 @@ def test_b_simple_matches_the_exact_value_on_least_squares():
     assert len(result.points) == 40 and result.big_batch == 16 * result.small_batch
 
 
+def test_a_measurement_during_a_loss_spike_is_left_out_of_b_simple(write_task, monkeypatch):
+    import autobs.noise as noise
+
+    # Steady measurements (|G|² 0.1, tr(Σ) 4: B_simple 40), one taken during a loss spike (every gradient grows:
+    # |G|² 30-fold, tr(Σ) 3-fold), and tr(Σ) rising 10% a measurement as the loss falls (no spike).
+    steady = [(0.1, 4.0)] * 12 + [(3.0, 12.0)] + [(0.1, 4.0)] * 3
+    rising = [(0.1, 4.0 * 1.1**i) for i in range(16)]
+    task = autobs.load_task(write_task(GOOD_TASK))
+    for reads, spikes in ((steady, [12]), (rising, [])):
+        it = iter(reads)
+        monkeypatch.setattr(noise, "_measure", lambda *args: next(it))
+        result = autobs.noise_scale(task, lr=0.01, measurements=len(reads), every=1, device="cpu")
+        assert [i for i, p in enumerate(result.points) if p.spike] == spikes
+        if spikes:  # left out: the estimate stays at 40, where the spike in the EMAs would pull it to about 12
+            assert result.b_simple == pytest.approx(40.0)
+            assert "loss spike" in " ".join(result.notes)
+        else:  # a steady rise is the noise scale growing, not a spike: every measurement counts
+            assert result.b_simple > 40.0 * 1.1**10 and not result.notes
+    assert noise.is_spike(8.1, [4.0] * noise.SPIKE_WINDOW) and not noise.is_spike(7.9, [4.0] * noise.SPIKE_WINDOW)
+
+
 def test_bad_lr_is_a_config_error(write_task):
     task = autobs.load_task(write_task(GOOD_TASK))
     with pytest.raises(autobs.ConfigError, match="lr"):
