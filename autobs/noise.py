@@ -32,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import math
+import statistics
 import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -124,10 +125,7 @@ def is_spike(trace: float, earlier: list[float]) -> bool:
     6.4x (5th to 95th percentile) between ordinary measurements. 14 of the 345 (4%) were over 2x, and 13 of
     those also had |G|² at 4-1300x. Leaving them out took the spread of B_simple over runs (log-sd) from 0.33
     to 0.17 on digits and from 0.50 to 0.29 on char_lm, and the lowest read from 21 to 42 and from 9 to 19."""
-    if len(earlier) < SPIKE_WINDOW:
-        return False
-    window = sorted(earlier[-SPIKE_WINDOW:])
-    return trace > SPIKE_RATIO * window[SPIKE_WINDOW // 2]
+    return len(earlier) >= SPIKE_WINDOW and trace > SPIKE_RATIO * statistics.median(earlier[-SPIKE_WINDOW:])
 
 
 def measurement_batch_sizes(task: Task, small_batch: int = SMALL_BATCH) -> tuple[int, int]:
@@ -182,7 +180,7 @@ def noise_scale(
         if (info.step - 1) % every:
             return
         g2, trace = _measure(info.model, task, generator, small, dev)
-        spike = is_spike(trace, [p.trace for p in points])
+        spike = is_spike(trace, [p.trace for p in points[-SPIKE_WINDOW:]])
         if not spike:
             ema_g2 = EMA_BETA * ema_g2 + (1 - EMA_BETA) * g2
             ema_trace = EMA_BETA * ema_trace + (1 - EMA_BETA) * trace

@@ -109,10 +109,10 @@ def split_reruns(trials: list[dict]) -> tuple[list[dict], list[dict]]:
 def _expected_seconds(trial: dict, target: float, higher_is_better: bool) -> float:
     """How long a rerun of ``trial`` should train: the trial's own training seconds at its ``CONFIRM_EVALS``-th
     evaluation past its first at or past the target (or at its last evaluation)."""
-    from .scaling import CONFIRM_EVALS
+    from .scaling import CONFIRM_EVALS, reached
 
     curve = trial["curve"]
-    reached = [i for i, p in enumerate(curve) if p["metric"] is not None and math.isfinite(p["metric"])
-               and p.get("steps", 0) > 0 and (p["metric"] >= target if higher_is_better else p["metric"] <= target)]
-    end = min(len(curve) - 1, reached[0] + CONFIRM_EVALS - 1) if reached else len(curve) - 1
+    past = [i for i, p in enumerate(curve) if p["metric"] is not None and math.isfinite(p["metric"])
+            and p.get("steps", 0) > 0 and reached(p["metric"], target, higher_is_better)]
+    end = min(len(curve) - 1, past[0] + CONFIRM_EVALS - 1) if past else len(curve) - 1
     return float(curve[end].get("seconds", 0.0))

@@ -69,7 +69,7 @@ def steps_to_target(curve: Iterable, target: float, higher_is_better: bool, mono
         points = [(s, float(m)) for (s, _), m in zip(points[: peak + 1], fitted)]
     previous = None
     for step, metric in points:
-        if (metric >= target) if higher_is_better else (metric <= target):
+        if reached(metric, target, higher_is_better):
             if monotone and previous is not None and metric != previous[1]:
                 (s0, m0) = previous
                 return float(s0 + (step - s0) * (target - m0) / (metric - m0))
@@ -85,6 +85,11 @@ def steps_to_target(curve: Iterable, target: float, higher_is_better: bool, mono
 CONFIRM_EVALS = 3
 
 
+def reached(metric: float, target: float, higher_is_better: bool) -> bool:
+    """Whether ``metric`` is at or past ``target`` (a NaN never is)."""
+    return metric >= target if higher_is_better else metric <= target
+
+
 class CrossingWatch:
     """A ``train`` callback that stops the run once its metric has been at or past ``target`` for
     ``CONFIRM_EVALS`` evaluations in a row (the untrained model's evaluation at step 0 does not count)."""
@@ -93,8 +98,8 @@ class CrossingWatch:
         self.target, self.higher_is_better, self.streak = target, higher_is_better, 0
 
     def __call__(self, point) -> bool:
-        reached = point.metric >= self.target if self.higher_is_better else point.metric <= self.target
-        self.streak = self.streak + 1 if reached and point.step > 0 else 0
+        past = reached(point.metric, self.target, self.higher_is_better)
+        self.streak = self.streak + 1 if past and point.step > 0 else 0
         return self.streak >= CONFIRM_EVALS
 
 
@@ -527,21 +532,21 @@ def fit_scaling(
     per_batch = best_per_batch(trials, target, higher_is_better, replicates)
     if not per_batch:
         raise ConfigError("no trial has a measured validation curve: nothing to fit (every trial diverged or failed).")
-    reached = [t for t in per_batch if math.isfinite(t["steps_to_target"])
+    reaching = [t for t in per_batch if math.isfinite(t["steps_to_target"])
                and (max_batch_size is None or t["config"]["batch_size"] <= max_batch_size)]
     alpha0 = min(1.0, max(0.0, alpha_prior)) if alpha_prior is not None and math.isfinite(alpha_prior) else 0.5
-    lr_fit = fit_lr([t["config"]["batch_size"] for t in reached] or [t["config"]["batch_size"] for t in per_batch],
-                    [t["config"]["lr"] for t in reached] or [t["config"]["lr"] for t in per_batch], alpha0)
+    lr_fit = fit_lr([t["config"]["batch_size"] for t in reaching] or [t["config"]["batch_size"] for t in per_batch],
+                    [t["config"]["lr"] for t in reaching] or [t["config"]["lr"] for t in per_batch], alpha0)
     fit = None
     b_noise_interval = batch_interval = None
-    if len(reached) >= 2:
-        fit = fit_steps_to_target([t["config"]["batch_size"] for t in reached],
-                                  [t["steps_to_target"] for t in reached], b_simple)
+    if len(reaching) >= 2:
+        fit = fit_steps_to_target([t["config"]["batch_size"] for t in reaching],
+                                  [t["steps_to_target"] for t in reaching], b_simple)
         # Only batch sizes between the smallest and largest that reached the target: S(B) is not
         # extrapolated past the data.
-        lo = min(t["config"]["batch_size"] for t in reached)
-        hi = max(t["config"]["batch_size"] for t in reached)
-        sizes = sorted(set(_powers_of_two(lo, hi)) | {t["config"]["batch_size"] for t in reached})
+        lo = min(t["config"]["batch_size"] for t in reaching)
+        hi = max(t["config"]["batch_size"] for t in reaching)
+        sizes = sorted(set(_powers_of_two(lo, hi)) | {t["config"]["batch_size"] for t in reaching})
         candidates = [{"batch_size": b, "steps_to_target": fit.steps_at(b), "step_time_s": step_time.at(b),
                        "time_to_target_s": fit.steps_at(b) * step_time.at(b)} for b in sizes]
         pick = min(candidates, key=lambda c: c["time_to_target_s"])
@@ -552,14 +557,14 @@ def fit_scaling(
         # char_lm at 15% of its grid, 2 trials, read B_noise 0.3x the oracle's, outside the 90% interval;
         # reports/recommend.md), and the interval cannot know it: say so.
         tried = Counter(t["config"]["batch_size"] for t in trials if t["status"] in USABLE)
-        single = sorted(b for b in {t["config"]["batch_size"] for t in reached} if tried[b] == 1)
+        single = sorted(b for b in {t["config"]["batch_size"] for t in reaching} if tried[b] == 1)
         if single:
             notes.append(
                 f"the S(B) fit rests on a single trial at batch size{'s' if len(single) > 1 else ''} "
-                f"{', '.join(map(str, single))} (of {len(reached)} that reached the target): untuned there, such a "
+                f"{', '.join(map(str, single))} (of {len(reaching)} that reached the target): untuned there, such a "
                 "trial can take well over the best steps at its size, so B_noise and its interval are less sure "
                 "than they look; a larger --budget gives the search more trials per batch size")
-        unconfirmed = sorted(t["config"]["batch_size"] for t in reached if not t["replicates"])
+        unconfirmed = sorted(t["config"]["batch_size"] for t in reaching if not t["replicates"])
         if unconfirmed and replicates is not None:
             notes.append(
                 f"batch size{'s' if len(unconfirmed) > 1 else ''} {', '.join(map(str, unconfirmed))} "
@@ -575,19 +580,19 @@ def fit_scaling(
     else:
         # Too few batch sizes reached the target for a fit: the one that did (or failing that, the
         # trial with the best metric) is the recommendation, with its measured numbers.
-        pool = reached or per_batch
+        pool = reaching or per_batch
         best = min(pool, key=lambda t: _rank_key(t, higher_is_better))
         b = best["config"]["batch_size"]
         s = best["steps_to_target"]
         candidates = [{"batch_size": b, "steps_to_target": s, "step_time_s": step_time.at(b),
                        "time_to_target_s": s * step_time.at(b) if math.isfinite(s) else math.inf}]
         pick = candidates[0]
-        notes.append(f"S(B) not fitted: {len(reached)} batch size(s) reached the target {target:.4g}; "
+        notes.append(f"S(B) not fitted: {len(reaching)} batch size(s) reached the target {target:.4g}; "
                      "the recommendation is the best measured trial")
     batch_size = int(pick["batch_size"])
     # Warmup and schedule come from the best trial at the nearest measured batch size (in log2): those
     # choices were tried with this batch size's step count, and the schedule's shape carries over.
-    source = min(reached or per_batch, key=lambda t: (abs(math.log2(t["config"]["batch_size"] / batch_size)),
+    source = min(reaching or per_batch, key=lambda t: (abs(math.log2(t["config"]["batch_size"] / batch_size)),
                                                       _rank_key(t, higher_is_better)))
     total_steps = max(1, round(planned_samples / batch_size))
     warmup_fraction = float(source["config"]["warmup_fraction"])

@@ -507,7 +507,7 @@ def _leader_bound_class():
     from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
     from .replicate import TOP_K
-    from .scaling import CONFIRM_EVALS
+    from .scaling import CONFIRM_EVALS, reached
 
     class LeaderBound(FIFOScheduler):
         def __init__(self, target: _TargetState):
@@ -529,14 +529,14 @@ def _leader_bound_class():
             if state.target is None or trial.config.get("rerun_of") is not None or "samples" not in result:
                 return TrialScheduler.CONTINUE
 
-            def reached(metric) -> bool:
-                return _finite(metric) and (metric >= state.target if state.higher_is_better else metric <= state.target)
+            def past(metric) -> bool:
+                return _finite(metric) and reached(metric, state.target, state.higher_is_better)
 
             recent = self.recent.get(trial.trial_id, ())
-            if len(recent) == CONFIRM_EVALS and all(reached(m) for m in recent):
+            if len(recent) == CONFIRM_EVALS and all(past(m) for m in recent):
                 state.crossed.add(trial.trial_id)  # started before the target: its crossing is confirmed
                 return TrialScheduler.STOP
-            if reached(result.get("val_metric")):
+            if past(result.get("val_metric")):
                 return TrialScheduler.CONTINUE
             bound = self.bound(trial.config["batch_size"])
             return TrialScheduler.STOP if bound is not None and result["samples"] > bound else TrialScheduler.CONTINUE
