@@ -526,8 +526,9 @@ def _leader_bound_class():
             state = self.target
             if trial.config.get("stop_target") is None and result.get("steps", 0) > 0:
                 self.recent.setdefault(trial.trial_id, deque(maxlen=CONFIRM_EVALS)).append(result.get("val_metric"))
-            if state.target is None or trial.config.get("rerun_of") is not None or "samples" not in result:
-                return TrialScheduler.CONTINUE
+            if (state.target is None or trial.config.get("rerun_of") is not None or "samples" not in result
+                    or result.get("final")):
+                return TrialScheduler.CONTINUE  # the final report: the trial ran whole, there is nothing to stop
 
             def past(metric) -> bool:
                 return _finite(metric) and reached(metric, state.target, state.higher_is_better)

@@ -497,3 +497,16 @@ def test_a_trial_started_before_the_target_was_set_ends_at_its_confirmed_crossin
     recorder.end(early)
     assert records[0]["status"] == "completed" and records[0]["stopped_at_target"]
     assert records[0]["reached_target"] and records[0]["steps"] == last
+    # A trial whose confirming evaluation is its final report ran whole: it is not recorded as stopped at the target.
+    whole = SimpleNamespace(trial_id="c", config=config)
+    recorder.start(whole)
+    for step, metric in [(10, 0.91), (20, 0.92)]:
+        recorder.result(whole, {"samples": 32 * step, "steps": step, "seconds": 1.0, "train_s": 1.0, "val_metric": metric})
+        assert scheduler.on_trial_result(None, whole, {"samples": 32 * step, "steps": step, "val_metric": metric}) \
+            == TrialScheduler.CONTINUE
+    final = {"samples": 32 * 30, "steps": 30, "seconds": 1.0, "train_s": 1.0, "val_metric": 0.93, "final": True,
+             "diverged": False, "step_time_s": 0.01, "warmup_steps": 0, "stopped_at_target": False}
+    assert scheduler.on_trial_result(None, whole, final) == TrialScheduler.CONTINUE
+    recorder.result(whole, final)
+    recorder.end(whole)
+    assert records[1]["status"] == "completed" and not records[1].get("stopped_at_target")
