@@ -42,6 +42,17 @@ SKIP_START = 10  # the first steps' smoothed values still lean on few losses (Li
 SLOPE_HALF_WIDTH = 3
 DESCENT_START = 0.1  # the final descent begins where the loss has dropped 10% of the way to its minimum
 MIN_POINTS = 20  # a sweep that blew up sooner started too high: lower lr_min
+# A sweep shows a descent when its lowest stretch of LOW_WINDOW raw losses lies at least DESCENT_Z standard
+# errors below its first FLAT_STEPS losses after SKIP_START (LRs of 1e-7 to ~2e-5 at the defaults, where
+# training barely moves). Without one, the steepest "descent" of the smoothed loss is a batch-noise wander
+# and its LR means nothing (seen: an LSTM on a task it had not begun to learn read 1e-7 at batch 64, and a
+# regression at batch 16 read 1e-6 with its loss at 1.0 throughout, against 0.17-0.20 at batch 64-256). On
+# pure noise the lowest of a sweep's ~70 overlapping window means sits 1.5-2.5 standard errors low
+# (measured: 0.9-2.1 on those flat sweeps); a real descent reads far above it (the digits example's
+# weakest, batch 16 over 15 seeds: 29; the regression's shallow ones at 64-256: 4.3-16).
+FLAT_STEPS = 20
+LOW_WINDOW = 10
+DESCENT_Z = 4.0
 # Default batch sizes: DEFAULT_POINTS powers of two from SMALLEST_BATCH to the largest batch size that
 # both fits in memory and still gives the planned run MIN_RUN_STEPS optimizer steps (a batch size with
 # fewer steps than that cannot be trained well in the user's budget, so its LR is of no use).
@@ -63,12 +74,19 @@ class RangeCurve:
     rules: dict[str, float]  # each classic rule's LR, for comparison
     stop_reason: str  # "diverged" (the normal end) or "completed" (never blew up below LR_MAX)
     notes: list[str] = field(default_factory=list)
+    descent_z: float = math.inf  # how far the loss fell, in standard errors of batch noise (``descent_z``)
+
+    @property
+    def readable(self) -> bool:
+        """Whether the loss fell beyond batch noise: only then is the suggestion an LR worth using."""
+        return self.descent_z >= DESCENT_Z
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "batch_size": self.batch_size, "lrs": self.lrs, "losses": self.losses, "smoothed": self.smoothed,
             "suggestion": self.suggestion, "interval": list(self.interval), "rules": self.rules,
-            "stop_reason": self.stop_reason, "notes": self.notes,
+            "stop_reason": self.stop_reason, "notes": self.notes, "descent_z": self.descent_z,
+            "readable": self.readable,
         }
 
 
@@ -81,7 +99,8 @@ class LRRangeResult:
 
     @property
     def suggestions(self) -> dict[int, float]:
-        return {c.batch_size: c.suggestion for c in self.curves}
+        """Each readable sweep's suggestion, by batch size (a sweep with no descent suggests nothing)."""
+        return {c.batch_size: c.suggestion for c in self.curves if c.readable}
 
     def lr_at(self, batch_size: float) -> float:
         return lr_at(self.suggestions, self.lr_scaling_exponent, batch_size)
@@ -166,6 +185,27 @@ def _smooth(losses: Sequence[float]) -> list[float]:
         ema = EMA_BETA * ema + (1 - EMA_BETA) * value
         out.append(ema / (1 - EMA_BETA**i))
     return out
+
+
+def descent_z(losses: Sequence[float]) -> float:
+    """How far the sweep's loss fell: the mean of its first ``FLAT_STEPS`` losses after ``SKIP_START`` minus
+    the lowest mean of ``LOW_WINDOW`` consecutive losses after them, in standard errors of that difference
+    (the first losses' scatter, which is batch noise: the LR there is too small to move the model). Raw
+    losses, not the smoothed ones: the EMA lags a late descent (on digits the smoothed loss had fallen 2-5%
+    where the raw had fallen by half). Shorter sweeps split what follows ``SKIP_START`` in half."""
+    body = [v for v in losses[SKIP_START:] if math.isfinite(v)]
+    flat_n = min(FLAT_STEPS, len(body) // 2)
+    window = min(LOW_WINDOW, len(body) - flat_n)
+    if flat_n < 2 or window < 1:
+        return math.inf  # too short to tell: judged by MIN_POINTS instead
+    flat, rest = body[:flat_n], body[flat_n:]
+    low = min(sum(rest[i:i + window]) / window for i in range(len(rest) - window + 1))
+    mean = sum(flat) / flat_n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in flat) / (flat_n - 1))
+    drop = mean - low
+    if sd == 0:
+        return math.inf if drop > 0 else 0.0
+    return drop / (sd * math.sqrt(1 / flat_n + 1 / window))
 
 
 def _blew_up(smoothed: float, best: float, first: float) -> bool:
@@ -292,14 +332,27 @@ def _sweep(task: Task, batch_size: int, *, steps: int, lr_min: float, lr_max: fl
         )
     lrs, raw = lrs[:n], losses[:n]
     smoothed = _smooth(raw)
-    i_min = min(range(len(smoothed)), key=smoothed.__getitem__)
+    # The minimum is looked for after the first SKIP_START steps, as the blow-up stop is: a smoothed value that
+    # leans on a few batches can sit below everything after it (seen: a regression whose first batch had
+    # 0.8x the average loss, at batch 16), and a minimum at the start leaves no descent to read.
+    i_min = min(range(min(SKIP_START, len(smoothed) - 1), len(smoothed)), key=smoothed.__getitem__)
     slopes = _slopes(lrs, smoothed, i_min)
     rules = _rules(lrs, smoothed, i_min, slopes)
     suggestion, interval = _suggest(lrs, slopes, rules)
     blew_up = stopped or result.diverged
     notes = [] if blew_up else [f"the loss did not blow up below LR {lr_max:g}: the minimum may lie above it"]
+    z = descent_z(raw)
+    if z < DESCENT_Z:
+        notes.append(f"the loss did not fall beyond its batch noise (its lowest stretch is {z:.1f} standard errors "
+                     f"below its start, under {DESCENT_Z:g}): no LR is read from this batch size")
     return RangeCurve(batch_size, lrs, raw, smoothed, suggestion, interval, rules,
-                      "diverged" if blew_up else "completed", notes)
+                      "diverged" if blew_up else "completed", notes, z)
+
+
+def _describe(curve: RangeCurve) -> str:
+    lo, hi = curve.interval
+    return (f"suggestion {curve.suggestion:.3g} (interval {lo:.3g}–{hi:.3g})" if curve.readable
+            else "no descent beyond batch noise, no suggestion")
 
 
 def _fit_exponent(curves: list[RangeCurve]) -> tuple[float, float]:
@@ -356,9 +409,16 @@ def lr_range_test(
         curve = _sweep(task, b, steps=steps, lr_min=lr_min, lr_max=lr_max, device=device, seed=seed, bf16=bf16)
         curves.append(curve)
         if progress:
-            lo, hi = curve.interval
-            print(f"lr range test at batch {b}: suggestion {curve.suggestion:.3g} (interval {lo:.3g}–{hi:.3g}, "
-                  f"{len(curve.lrs)} steps)", file=sys.stderr, flush=True)
-    alpha, stderr = _fit_exponent(curves)
+            print(f"lr range test at batch {b}: {_describe(curve)} ({len(curve.lrs)} steps)", file=sys.stderr, flush=True)
+    if not any(c.readable for c in curves):
+        raise AutobsError(
+            f"{task.name}: in the LR range test the training loss did not fall beyond its batch noise at any batch "
+            f"size ({', '.join(map(str, sizes))}) for LRs from {lr_min:g} up to where it blew up "
+            f"({', '.join(f'{c.lrs[-1]:.3g}' for c in curves)}): the model learned nothing in {steps} steps at any "
+            "LR, so there is no LR to start a search from. Check that the task can be learned (the loss, the "
+            "targets and the inputs match; `autobs train` at a usual LR shows whether the loss falls)."
+        )
+    readable = [c for c in curves if c.readable]
+    alpha, stderr = _fit_exponent(readable)
     return LRRangeResult(curves, alpha, stderr, steps=sum(len(c.lrs) for c in curves))
 

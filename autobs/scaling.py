@@ -365,8 +365,11 @@ def choose_target(trials: list[dict], higher_is_better: bool) -> tuple[float, st
     sizes reach it — a target only one batch size reaches cannot say how steps trade against batch size.
     The target is then ``q`` moved ``TARGET_SLACK`` of the way back toward the untrained model's metric.
 
+    A target no better than an untrained model's metric measures nothing (every run "reaches" it at step 0):
+    when the trials learned nothing, that is said instead.
+
     Raises:
-        ConfigError: no trial has a measured curve.
+        ConfigError: no trial has a measured curve, or none improved on an untrained model.
     """
     per_batch: dict[int, float] = {}
     untrained = []
@@ -388,6 +391,14 @@ def choose_target(trials: list[dict], higher_is_better: bool) -> tuple[float, st
     q = ranked[k - 1]
     start = float(np.median(untrained)) if untrained else q
     target = q + TARGET_SLACK * (start - q)
+    luckiest = (max(untrained) if higher_is_better else min(untrained)) if untrained else None
+    if luckiest is not None and not _better(target, luckiest, higher_is_better):
+        raise ConfigError(
+            f"the trials learned nothing: the best validation metric reached at {k} of {len(ranked)} batch sizes, "
+            f"{q:.4g}, is no better than an untrained model's ({luckiest:.4g} at best), so there is no target to "
+            "measure steps to. Check that the task can be learned in its planned run (the loss, targets and inputs "
+            "match; `autobs train` at a usual LR shows whether the validation metric moves), or plan more epochs."
+        )
     rule = (f"the best metric reached at {k} of {len(ranked)} batch sizes ({q:.4g}), moved {TARGET_SLACK:.0%} "
             f"of the way toward the untrained model's ({start:.4g})")
     return target, rule

@@ -270,6 +270,7 @@ class _Recorder:
         self.heard_at: dict[str, float] = {}  # when each live trial last reported (or started)
         self.failures_in_row = 0
         self.last_error = ""
+        self.fatal: str | None = None  # a reason the search cannot go on (the trials learned nothing)
         self._update_target()
 
     def start(self, trial) -> None:
@@ -373,7 +374,11 @@ class _Recorder:
             if usable and all(n in ended for n in range(state.first_round)):
                 from .scaling import choose_target
 
-                state.target, rule = choose_target(usable, self.higher_is_better)
+                try:
+                    state.target, rule = choose_target(usable, self.higher_is_better)
+                except ConfigError as exc:  # in a Ray callback: the stopper ends the search, run_search raises it
+                    self.fatal = str(exc)
+                    return
                 rule = f"{rule}, over the search's first round (a default config at each batch size)"
                 self.header.update(target=state.target, target_rule=rule)
                 if self.progress:
@@ -423,7 +428,7 @@ def _recorder_class():
             return False
 
         def stop_all(self):
-            return self.recorder.failures_in_row >= self.limit
+            return self.recorder.failures_in_row >= self.limit or self.recorder.fatal is not None
 
     return RecorderCallback, FailureStopper
 
@@ -950,6 +955,8 @@ def run_search(
     if out_of_time and (cut := recorder.cut(fit_ended)):  # not after a Ctrl-C: a resume reruns those trials whole
         notes.append(f"{cut} trial{'s' if cut > 1 else ''} still running at the end of the time budget "
                      f"{'were' if cut > 1 else 'was'} kept as stopped, with {'their' if cut > 1 else 'its'} curve so far")
+    if recorder.fatal is not None:
+        raise ConfigError(f"the search stopped after its first round: {recorder.fatal} (its trials are saved in {path})")
     if len(records) < count and recorder.failures_in_row < max_failures_in_row and not out_of_time:
         # Ray Tune catches the first Ctrl-C itself and ends fit() early, without raising: a short count
         # that no budget or failure explains is that interruption.

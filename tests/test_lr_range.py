@@ -11,9 +11,12 @@ import torch.nn.functional as F
 import autobs
 from autobs.cli import main
 from autobs.lr_range import (
+    DESCENT_Z,
     MIN_POINTS,
+    LRRangeResult,
     RangeCurve,
     _fit_exponent,
+    descent_z,
     noise_power,
     noise_shaped_lr_at,
 )
@@ -57,10 +60,11 @@ def test_negative_losses_are_handled_like_positive_ones():
 
 
 def test_nan_mid_sweep_ends_the_curve_and_still_suggests():
-    task, _ = least_squares(nan_after=60)  # the loss turns NaN on the 61st call, long before any blow-up
+    # The loss turns NaN on the 81st call: after its descent has begun, before the blow-up (at about step 95).
+    task, _ = least_squares(nan_after=80)
     curve = autobs.lr_range_test(task, [64], device="cpu").curves[0]
     assert all(math.isfinite(v) for v in curve.losses)
-    assert MIN_POINTS <= len(curve.losses) < 61
+    assert MIN_POINTS <= len(curve.losses) < 81
     assert math.isfinite(curve.suggestion) and curve.suggestion > 0
     assert curve.stop_reason == "diverged"
 
@@ -86,6 +90,31 @@ def test_user_state_and_rng_untouched():
     autobs.lr_range_test(task, [64], device="cpu")
     assert torch.equal(torch.get_rng_state(), rng)
     assert all(torch.equal(before[k], v) for k, v in reference.state_dict().items())
+
+
+def test_a_task_that_learns_nothing_is_a_clear_error_not_a_suggestion():
+    # Inputs all zero (a data-loading bug): no LR moves the loss, and a suggestion would be a wander of noise.
+    x, y = torch.zeros(512, 8), torch.arange(512) % 2
+    task = autobs.Task(model=lambda: torch.nn.Linear(8, 2, bias=False), train_data=(x, y),
+                       optimizer=lambda params, lr: torch.optim.SGD(params, lr=lr))
+    with pytest.raises(autobs.AutobsError, match="did not fall beyond its batch noise at any batch size"):
+        autobs.lr_range_test(task, [16, 64], device="cpu")
+
+
+def test_descent_is_told_from_batch_noise():
+    g = torch.Generator().manual_seed(0)
+    noise = (0.05 * torch.randn(100, generator=g)).tolist()
+    flat = [1.0 + e for e in noise]
+    falling = [1.0 + e - (0.3 * (i - 60) / 30 if i > 60 else 0.0) for i, e in enumerate(noise)]  # -0.3 by step 90
+    assert descent_z(flat) < DESCENT_Z <= descent_z(falling)
+    # The same descent under 10x the batch noise is no longer told apart from it.
+    assert descent_z([f + 9 * e for e, f in zip(noise, falling)]) < DESCENT_Z
+    # A sweep without one suggests nothing, and the result's suggestions leave it out.
+    readable, unreadable = _curve(64, 0.1), _curve(16, 1e-6)
+    unreadable.descent_z = 1.0
+    result = LRRangeResult([unreadable, readable], math.nan, math.nan, steps=200)
+    assert not unreadable.readable and result.suggestions == {64: 0.1}
+    assert result.to_dict()["curves"][0]["readable"] is False
 
 
 def _curve(batch_size, lr, width=2.0):

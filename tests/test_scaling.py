@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import autobs
+from autobs.errors import ConfigError
 from autobs.scaling import fit_steps_to_target, steps_to_target
 from autobs.training import CurvePoint
 
@@ -124,6 +125,26 @@ def test_target_rule_is_reached_at_several_batch_sizes():
     reached = sum(max(p["metric"] for p in t["curve"]) >= target for t in trials)
     assert reached >= 3 and target < 0.97  # half the sizes, and slack below the 3rd best (0.98)
     assert "3 of 6" in rule
+
+
+def test_trials_that_learned_nothing_give_a_clear_error_not_a_target(tmp_path):
+    from autobs.search import _recorder_class, _Recorder, _TargetState
+
+    # Accuracy that only wanders about chance (0.1) from the untrained model's 0.1 (one trial's untrained model
+    # read 0.12): a target near 0.1 would be "reached" at step 0.
+    trials = _trials(np.array([32, 64, 128]), [100, 100, 100], final=[0.11, 0.1, 0.105])
+    for t, untrained in zip(trials, [0.1, 0.12, 0.1]):
+        t["curve"] = [{**p, "metric": untrained if p["steps"] == 0 else min(p["metric"], 0.11)} for p in t["curve"]]
+    with pytest.raises(ConfigError, match="learned nothing"):
+        choose_target(trials, higher_is_better=True)
+    # In a search, the first round's end stops it (the stopper's stop_all) with that reason.
+    state = _TargetState(None, first_round=3, records=[], higher_is_better=True, deadline=math.inf)
+    recorder = _Recorder(tmp_path / "trials.json", {"metric": "accuracy", "trial_samples": 10**5}, state.records,
+                         space=None, sampler_info={}, progress=False, total=0, target=state)
+    state.records.extend({**t, "trial_id": str(t["number"])} for t in trials)
+    recorder._update_target()
+    assert state.target is None and "learned nothing" in recorder.fatal
+    assert _recorder_class()[1](recorder, limit=5).stop_all()
 
 
 def test_without_two_batch_sizes_reaching_the_target_the_best_trial_is_recommended():

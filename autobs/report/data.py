@@ -106,8 +106,10 @@ def _memory(memory: dict | None, why: str | None) -> dict:
 def _lr_range(lr_range: dict | None, why: str | None) -> dict:
     if lr_range is None:
         return _missing(why)
+    # A sweep whose loss did not fall beyond batch noise suggests nothing (``lr_range.descent_z``); its note says so.
     curves = [{"batch_size": c["batch_size"], "lrs": c["lrs"], "smoothed": c["smoothed"],
-               "suggestion": c.get("suggestion"), "interval": c.get("interval"), "notes": c.get("notes", [])}
+               "suggestion": c.get("suggestion") if c.get("readable", True) else None,
+               "interval": c.get("interval") if c.get("readable", True) else None, "notes": c.get("notes", [])}
               for c in lr_range.get("curves", [])]
     return {"available": True, "curves": curves, "rule": lr_range.get("rule"),
             "lr_scaling_exponent": lr_range.get("lr_scaling_exponent"),
