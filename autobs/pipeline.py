@@ -91,10 +91,13 @@ class Recommendation:
     def summary(self) -> str:
         """The answer in a few lines, for the terminal."""
         params = ", ".join(f"{k}={v:.3g}" for k, v in self.schedule_params.items())
-        crit = (f"{self.critical_batch_size:.0f}" if self.critical_batch_size else "not fitted")
+        def size(x: float) -> str:  # a fitted batch size: whole above 10, two figures below (a fit can put it under 1)
+            return f"{x:.0f}" if x >= 10 else f"{x:.2g}"
+
+        crit = size(self.critical_batch_size) if self.critical_batch_size else "not fitted"
         if self.critical_batch_size_interval:
             lo, hi = self.critical_batch_size_interval
-            crit += f" (90% interval {lo:.0f}–{hi:.0f})"
+            crit += f" (90% interval {size(lo)}–{size(hi)})"
         lines = [
             f"batch size {self.batch_size}, lr {self.lr:.3g}, {self.schedule}"
             f"{f' ({params})' if params else ''}, warmup {self.warmup_steps} of {self.total_steps} steps",

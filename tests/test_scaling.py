@@ -89,6 +89,11 @@ def test_prior_decides_only_where_the_data_cannot():
     spanning = 2.0 ** np.arange(3, 12)  # data across the bend override a prior 10x off
     fit = fit_steps_to_target(spanning, 40 * (1 + 200 / spanning), b_noise_prior=2000)
     assert fit.b_noise == pytest.approx(200, rel=0.05)
+    # Three sizes whose steps fall as 1/B (B_noise far above them) override a prior 200x below them, even with a
+    # read 10% off at each: a B_simple read can be that far off, and a squared penalty would hold B_noise near it.
+    near_linear = fit_steps_to_target([16, 32, 64], [40 * (1 + 400 / x) * f for x, f in zip([16, 32, 64], [1.1, 0.9, 1.1])],
+                                      b_noise_prior=0.3)
+    assert near_linear.b_noise > 64
 
 
 def test_lr_fit_recovers_the_exponent_and_falls_back_to_the_prior():
@@ -125,6 +130,18 @@ def test_target_rule_is_reached_at_several_batch_sizes():
     reached = sum(max(p["metric"] for p in t["curve"]) >= target for t in trials)
     assert reached >= 3 and target < 0.97  # half the sizes, and slack below the 3rd best (0.98)
     assert "3 of 6" in rule
+
+
+def test_a_critical_batch_size_outside_the_measured_sizes_is_called_an_extrapolation():
+    b = np.array([16, 32, 64])
+    step_time = StepTimeModel.from_throughput([(16, 1600), (64, 3200)])
+    for b_noise, where in [(5000, "above"), (0.5, "below")]:
+        result = fit_scaling(_trials(b, 40 * (1 + b_noise / b)), metric="accuracy", higher_is_better=True, target=0.9,
+                             planned_samples=10**5, step_time=step_time)
+        assert any(f"lies {where} the batch sizes that reached the target (16–64)" in n for n in result.notes)
+    inside = fit_scaling(_trials(b, 40 * (1 + 32 / b)), metric="accuracy", higher_is_better=True, target=0.9,
+                         planned_samples=10**5, step_time=step_time)
+    assert not any("extrapolation" in n for n in inside.notes)
 
 
 def test_trials_that_learned_nothing_give_a_clear_error_not_a_target(tmp_path):
