@@ -416,6 +416,32 @@ def test_search_with_a_target_chooses_it_after_the_first_round_stops_trials_at_t
     assert result.best is min(explored, key=lambda t: t.get("objective", math.inf))
     saved = json.loads((tmp_path / "trials.json").read_text())
     assert saved["target"] == result.target and saved["target_rule"] == result.target_rule
+    assert [t["number"] for t in saved["trials"]] == [t["number"] for t in result.trials]  # none held back unsaved
+
+
+def test_trials_json_is_rewritten_as_trials_end_at_most_as_often_as_its_cost_allows(tmp_path):
+    from types import SimpleNamespace
+
+    from autobs.search import SAVE_SHARE, _Recorder
+
+    space = load_space("sgd").resolve(max_batch_size=64, n_train=1000, lr_at=lambda b: 0.1)
+    recorder = _Recorder(tmp_path / "trials.json", {"metric": "accuracy", "trial_samples": 1000}, [], space=space,
+                         sampler_info={}, progress=False, total=0)
+    config = {"batch_size": 32, "lr": 0.1, "warmup_fraction": 0.0, "schedule": "constant", "schedule_params": {},
+              "rerun_of": None, "sampler_number": 0}
+
+    def run_one(i):
+        trial = SimpleNamespace(trial_id=str(i), config=config)
+        recorder.start(trial)
+        recorder.result(trial, {"samples": 320, "steps": 10, "seconds": 0.1, "train_s": 0.1, "val_metric": 0.5})
+        recorder.end(trial)
+        return len(json.loads((tmp_path / "trials.json").read_text())["trials"])
+
+    assert run_one(0) == 1  # the first trial's end is saved at once
+    recorder._save_s = 1000 * SAVE_SHARE  # as if a save took that long: the next is held back
+    assert run_one(1) == 1
+    recorder.save()  # what run_search does at its end
+    assert len(json.loads((tmp_path / "trials.json").read_text())["trials"]) == 2
 
 
 def test_leader_bound_stops_a_trial_only_once_it_cannot_be_a_leader(tmp_path):
