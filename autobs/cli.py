@@ -125,9 +125,7 @@ def _cmd_lr_find(args: argparse.Namespace) -> int:
         _print_json(result.to_dict())
     else:
         for curve in result.curves:
-            lo, hi = curve.interval
-            read = f"lr {curve.suggestion:.3g} (interval {lo:.3g}–{hi:.3g})" if curve.readable else "no suggestion"
-            print(f"batch {curve.batch_size:>6}: {read}" + "".join(f"; note: {n}" for n in curve.notes))
+            print(f"batch {curve.batch_size:>6}: {curve.summary()}" + "".join(f"; note: {n}" for n in curve.notes))
         print(f"lr ∝ B^α with α = {result.lr_scaling_exponent:.2f} ± {result.lr_scaling_exponent_stderr:.2f}"
               f"\nsaved {path}")
     return 0

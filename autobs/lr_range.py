@@ -43,13 +43,13 @@ SLOPE_HALF_WIDTH = 3
 DESCENT_START = 0.1  # the final descent begins where the loss has dropped 10% of the way to its minimum
 MIN_POINTS = 20  # a sweep that blew up sooner started too high: lower lr_min
 # A sweep shows a descent when its lowest stretch of LOW_WINDOW raw losses lies at least DESCENT_Z standard
-# errors below its first FLAT_STEPS losses after SKIP_START (LRs of 1e-7 to ~2e-5 at the defaults, where
+# errors below its first FLAT_STEPS losses after SKIP_START (LRs of 6e-7 to 3e-5 at the defaults, where
 # training barely moves). Without one, the steepest "descent" of the smoothed loss is a batch-noise wander
 # and its LR means nothing (seen: an LSTM on a task it had not begun to learn read 1e-7 at batch 64, and a
 # regression at batch 16 read 1e-6 with its loss at 1.0 throughout, against 0.17-0.20 at batch 64-256). On
 # pure noise the lowest of a sweep's ~70 overlapping window means sits 1.5-2.5 standard errors low
 # (measured: 0.9-2.1 on those flat sweeps); a real descent reads far above it (the digits example's
-# weakest, batch 16 over 15 seeds: 29; the regression's shallow ones at 64-256: 4.3-16).
+# weakest, batch 16 over 15 seeds: 29; char_lm's: 27; the regression's shallow ones at 64-256: 4.3-16).
 FLAT_STEPS = 20
 LOW_WINDOW = 10
 DESCENT_Z = 4.0
@@ -80,6 +80,12 @@ class RangeCurve:
     def readable(self) -> bool:
         """Whether the loss fell beyond batch noise: only then is the suggestion an LR worth using."""
         return self.descent_z >= DESCENT_Z
+
+    def summary(self) -> str:
+        """The sweep's reading in a few words, for the terminal."""
+        lo, hi = self.interval
+        return (f"lr {self.suggestion:.3g} (interval {lo:.3g}–{hi:.3g})" if self.readable
+                else "no descent beyond batch noise, no suggestion")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -349,12 +355,6 @@ def _sweep(task: Task, batch_size: int, *, steps: int, lr_min: float, lr_max: fl
                       "diverged" if blew_up else "completed", notes, z)
 
 
-def _describe(curve: RangeCurve) -> str:
-    lo, hi = curve.interval
-    return (f"suggestion {curve.suggestion:.3g} (interval {lo:.3g}–{hi:.3g})" if curve.readable
-            else "no descent beyond batch noise, no suggestion")
-
-
 def _fit_exponent(curves: list[RangeCurve]) -> tuple[float, float]:
     """α and its standard error from weighted least squares of log lr on log B. Each suggestion's
     uncertainty is its interval read as ±2σ in log space: σ = log(hi/lo)/4 (at least 0.05, ~5%)."""
@@ -409,7 +409,7 @@ def lr_range_test(
         curve = _sweep(task, b, steps=steps, lr_min=lr_min, lr_max=lr_max, device=device, seed=seed, bf16=bf16)
         curves.append(curve)
         if progress:
-            print(f"lr range test at batch {b}: {_describe(curve)} ({len(curve.lrs)} steps)", file=sys.stderr, flush=True)
+            print(f"lr range test at batch {b}: {curve.summary()} ({len(curve.lrs)} steps)", file=sys.stderr, flush=True)
     if not any(c.readable for c in curves):
         raise AutobsError(
             f"{task.name}: in the LR range test the training loss did not fall beyond its batch noise at any batch "
