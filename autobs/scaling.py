@@ -573,7 +573,7 @@ def fit_scaling(
         # best trial around that size's best possible run. A size searched with one trial had its LR,
         # warmup and schedule untuned there, so its steps-to-target can sit far above that best (measured:
         # char_lm at 15% of its grid, 2 trials, read B_noise 0.3x the oracle's, outside the 90% interval;
-        # reports/recommend.md), and the interval cannot know it: say so.
+        # reports/recommend.md as of 1456711), and the interval cannot know it: say so.
         tried = Counter(t["config"]["batch_size"] for t in trials if t["status"] in USABLE)
         single = sorted(b for b in {t["config"]["batch_size"] for t in reaching} if tried[b] == 1)
         if single:

@@ -131,7 +131,7 @@ def step_times_now(task: autobs.Task, oracle: dict) -> dict[int, float]:
 
     Why: regret divides two times-to-target, each a step count times a step time, and the grid's step times
     were measured on another day. ../shared/BENCHMARKS.md asks for timing ratios measured side by side in one
-    run: these machines are shared and noisy. Measured on 2026-12-01 (reports/recommend.md) against the grid's
+    run: these machines are shared and noisy. Measured on 2026-12-01 (reports/recommend_31f6bde.md) against the grid's
     table (2026-11-22): every step time 1.4-2.7x shorter, and not by one factor (t(64)/t(32) 1.56 against 1.94,
     t(512)/t(16) 12.4 against 8.5), which moves the regret of a batch size against another. Both regrets are
     reported."""
