@@ -410,7 +410,8 @@ def lr_range_test(
         curves.append(curve)
         if progress:
             print(f"lr range test at batch {b}: {curve.summary()} ({len(curve.lrs)} steps)", file=sys.stderr, flush=True)
-    if not any(c.readable for c in curves):
+    readable = [c for c in curves if c.readable]
+    if not readable:
         raise AutobsError(
             f"{task.name}: in the LR range test the training loss did not fall beyond its batch noise at any batch "
             f"size ({', '.join(map(str, sizes))}) for LRs from {lr_min:g} up to where it blew up "
@@ -418,7 +419,6 @@ def lr_range_test(
             "LR, so there is no LR to start a search from. Check that the task can be learned (the loss, the "
             "targets and the inputs match; `autobs train` at a usual LR shows whether the loss falls)."
         )
-    readable = [c for c in curves if c.readable]
     alpha, stderr = _fit_exponent(readable)
     return LRRangeResult(curves, alpha, stderr, steps=sum(len(c.lrs) for c in curves))
 

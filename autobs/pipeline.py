@@ -91,13 +91,12 @@ class Recommendation:
     def summary(self) -> str:
         """The answer in a few lines, for the terminal."""
         params = ", ".join(f"{k}={v:.3g}" for k, v in self.schedule_params.items())
-        def size(x: float) -> str:  # a fitted batch size: whole above 10, two figures below (a fit can put it under 1)
-            return f"{x:.0f}" if x >= 10 else f"{x:.2g}"
+        from .units import format_batch_size
 
-        crit = size(self.critical_batch_size) if self.critical_batch_size else "not fitted"
+        crit = format_batch_size(self.critical_batch_size) if self.critical_batch_size else "not fitted"
         if self.critical_batch_size_interval:
             lo, hi = self.critical_batch_size_interval
-            crit += f" (90% interval {size(lo)}–{size(hi)})"
+            crit += f" (90% interval {format_batch_size(lo)}–{format_batch_size(hi)})"
         lines = [
             f"batch size {self.batch_size}, lr {self.lr:.3g}, {self.schedule}"
             f"{f' ({params})' if params else ''}, warmup {self.warmup_steps} of {self.total_steps} steps",

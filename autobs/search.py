@@ -368,8 +368,8 @@ class _Recorder:
         """Choose the target once the first round has ended (``run_search``'s ``stop_at_target`` says why),
         then score every ended trial with a curve for the sampler (``objective``)."""
         state = self.target
-        if state is None:
-            return
+        if state is None or self.fatal is not None:
+            return  # no target to keep, or the search is ending because its first round learned nothing
         if state.target is None:
             ended = {r["number"] for r in self.records}
             usable = [r for r in self.records if r["status"] in ("completed", "stopped") and r["curve"]]

@@ -1,5 +1,6 @@
 """What users type for sizes and durations (``--memory-limit 8GiB``, ``--budget 10m``), read into bytes and
-seconds, with an error that says what would be accepted. Public entries: ``parse_bytes``, ``parse_duration``."""
+seconds, with an error that says what would be accepted; and how a fitted batch size is written back to them.
+Public entries: ``parse_bytes``, ``parse_duration``, ``format_batch_size``."""
 
 from __future__ import annotations
 
@@ -44,3 +45,9 @@ def parse_duration(value: int | float | str, what: str = "budget") -> float:
     if unit not in _SECONDS_PER_UNIT or not number > 0 or number == float("inf"):
         raise ConfigError(f"{what} {value!r} is not a positive duration. Use seconds or a unit: 90s, 10m, 1.5h.")
     return number * _SECONDS_PER_UNIT[unit]
+
+
+def format_batch_size(value: float) -> str:
+    """A fitted batch size (a critical batch size, its interval) as text: whole from 10 up, two significant
+    figures below, where a fit can land under 1 and rounding would print 0."""
+    return f"{value:.0f}" if value >= 10 else f"{value:.2g}"

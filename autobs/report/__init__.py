@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..units import format_batch_size
 from .data import report_data
 
 REPORT_FILE = "report.html"
@@ -25,6 +26,7 @@ def render(data: dict) -> str:
     # older autobs without some optional key renders that spot empty instead of failing the whole page.
     env = Environment(loader=PackageLoader("autobs.report", ""), autoescape=select_autoescape(["html", "j2"]),
                       undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["batch_size"] = format_batch_size  # as the terminal's summary writes it
     return env.get_template("template.html.j2").render(plots=all_plots(data), **data)
 
 
