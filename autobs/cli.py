@@ -185,7 +185,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
         rec = tune(task, budget=args.budget, device=args.device, memory_limit=args.memory_limit, out=out,
                    fresh=args.fresh, target=args.target, space=args.space, sampler=args.sampler, seed=args.seed,
                    ray_address=args.ray_address, trial_timeout=args.trial_timeout,
-                   resume_command=_rerun_command(out))
+                   resume_command=_rerun_command(out), started_at=args.started_at)
     except KeyboardInterrupt:
         print(f"interrupted: the finished stages are saved in {out}. Continue with: {_rerun_command(out)}",
               file=sys.stderr)
@@ -379,7 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import time
+
+    started_at = time.time()  # `recommend`'s budget counts from here: loading torch and the task is part of the run
     args = build_parser().parse_args(argv)
+    args.started_at = started_at
     try:
         if getattr(args, "epochs", None) is not None and args.epochs < 1:
             raise ConfigError(f"--epochs must be a positive integer; got {args.epochs}.")

@@ -2,11 +2,11 @@
 trials) → scaling fit, within a time budget, each stage cached in the run directory. Public entry: ``tune``
 (``autobs recommend``).
 
-Budget. The stages run in order against one deadline. The probe comes first and is not cut (it is what
+Budget. The stages run in order against one deadline, counted from the CLI's start (or ``tune``'s call). The probe comes first and is not cut (it is what
 prices the rest: its throughput gives the step time t(B)). From t(B) the LR range test takes at most
 ``RANGE_SHARE`` of the budget (fewer or smaller batch sizes when the planned ones cost more) and the
 noise measurement at most ``NOISE_SHARE`` (a smaller B_small, or skipped: it is only a prior). The search
-gets what is left less ``RESERVE_SHARE`` for the fit and the report, and runs as many trials as fit: once
+gets what is left less a reserve for the fit, the report and the exit, and runs as many trials as fit: once
 its first round has set the target, trials stop at their confirmed crossing and every other one reruns a
 leading trial with a fresh seed (``replicate.py``), so the fit's steps-to-target are measured more than once.
 
@@ -33,7 +33,12 @@ from .units import parse_bytes, parse_duration
 DEFAULT_BUDGET_S = 300.0  # the README example (digits, 2 CPU cores) finishes in about this
 RANGE_SHARE = 0.15
 NOISE_SHARE = 0.10
-RESERVE_SHARE = 0.05  # fit, bootstrap, writing, Ray shutdown
+# Kept back from the search for what follows it: the fit with its bootstrap, the report, Ray's shutdown and the
+# interpreter's exit. These took 4 s together on 2 CPU cores (digits: fit 0.6 s, report 1.5 s, exit with torch,
+# Ray and matplotlib loaded 1.5-2 s) whatever the budget, and the search's last trials end up to a few percent
+# of its time late; so a fixed part and a share.
+RESERVE_S = 4.0
+RESERVE_SHARE = 0.03
 MIN_SEARCH_S = 20.0  # less than this cannot start Ray and finish one trial
 STAGE_FILES = ("memory.json", "lr_range.json", "noise.json", "trials.json", "search.json", "scaling.json",
                "recommendation.json", "report.html")
@@ -237,6 +242,7 @@ def tune(
     trial_timeout: float | str = TRIAL_TIMEOUT_S,
     progress: bool = True,
     resume_command: str | None = None,
+    started_at: float | None = None,
 ) -> Recommendation:
     """Measure, search and fit; return the batch size, LR, warmup and schedule that reach the target
     soonest on this hardware.
@@ -252,10 +258,13 @@ def tune(
         space: search space name or YAML path; default by the task's optimizer.
         sampler, seed, ray_address: as for ``autobs tune``.
         trial_timeout: a search trial with no progress for this long is ended as hung (default 5 minutes).
+        started_at: the ``time.time()`` the budget counts from (default: this call). The CLI passes its own
+            start, so that loading torch and the task counts too.
 
     Raises:
         AutobsError: a bad task, setting or run directory; a search that cannot go on.
     """
+    began = time.time() if started_at is None else started_at  # before the imports: they take seconds
     from .lr_range import lr_exponent, noise_power, noise_shaped_lr_at, range_level
     from .noise import noise_scale
     from .report import REPORT_FILE, write_report
@@ -267,7 +276,6 @@ def tune(
     from .task import Task, load_task
     from .training import resolve_device
 
-    began = time.time()
     budget_s = parse_duration(budget)
     trial_timeout_s = parse_duration(trial_timeout, "trial time limit")
     if target is not None and not (isinstance(target, (int, float)) and math.isfinite(target)):
@@ -346,13 +354,14 @@ def tune(
                            "lr_anchor": f"range test × (1 + {b_simple:.4g}/B)^-{power:g}" if shaped else "range test"}
         done = _cached(out / "search.json", task, search_settings)
         if done is None:
-            search_s = began + budget_s - time.time() - RESERVE_SHARE * budget_s
+            reserve_s = RESERVE_S + RESERVE_SHARE * budget_s
+            search_s = began + budget_s - time.time() - reserve_s
             if search_s < MIN_SEARCH_S:
                 spent = time.time() - began
                 raise ConfigError(
                     f"the budget ({budget_s:.0f} s) leaves {max(0.0, search_s):.0f} s for the search after the "
                     f"stages before it took {spent:.0f} s; the search needs at least {MIN_SEARCH_S:.0f} s. Fix: give "
-                    f"--budget of at least {spent + MIN_SEARCH_S + RESERVE_SHARE * budget_s + 60:.0f}s (the finished "
+                    f"--budget of at least {spent + MIN_SEARCH_S + reserve_s + 60:.0f}s (the finished "
                     "stages are saved and will be reused).")
             if progress:
                 _progress(f"joint search: {search_space.name} space, {search_s:.0f} s")

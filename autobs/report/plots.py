@@ -26,9 +26,28 @@ def _figure():
     return fig, fig.add_subplot()
 
 
+def _plain_log_labels(fig) -> None:
+    """Log-axis tick labels as plain text ("16", "0.001") instead of matplotlib's default TeX-like "2^4",
+    "10^-3": a batch size reads as itself, and the mathtext parser these need was over half the report's time
+    (1.5 s of 3 s for the 8 figures of a digits run, on 2 CPU cores)."""
+    from matplotlib.ticker import LogFormatter
+
+    class Plain(LogFormatter):  # keeps LogFormatter's choice of which ticks get a label; only the text differs
+        def _num_to_string(self, x, vmin, vmax):
+            return f"{x:g}"
+
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            if axis.get_scale() == "log":
+                base = axis._scale.base
+                axis.set_major_formatter(Plain(base=base))
+                axis.set_minor_formatter(Plain(base=base, labelOnlyBase=False))
+
+
 def _svg(fig, salt: str) -> str:
     import matplotlib
 
+    _plain_log_labels(fig)
     buffer = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": salt, "font.size": 9}):
         fig.tight_layout()
