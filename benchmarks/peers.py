@@ -10,7 +10,8 @@ Installed from the `bench` extra (`pip install -e '.[bench]'`); autobs itself ne
   with Goyal et al.'s gradual warmup (5 of 90 epochs, i.e. ~5% of the steps) and a constant LR after.
 - ``ray_tpe_recommendation``: Ray Tune trials proposed by Optuna's TPE over the same kind of space as
   autobs searches (batch size up to a ceiling, log-uniform LR, warmup fraction, every schedule), the same
-  budget in trials, but none of autobs's probes or scaling fit: the best final validation metric wins.
+  wall-time budget as autobs (Ray Tune's ``time_budget_s``: trials still running at the deadline are stopped,
+  as autobs's are), but none of autobs's probes or scaling fit: the best last validation metric wins.
 
 Each returns a ``PeerRecommendation`` that the oracle's scoring trains with the same loop and seeds.
 """
@@ -126,7 +127,7 @@ def _ray_trial(config: dict, task_path: str, samples: int, mode: str) -> None:
         tune.report({"val_metric": worst, "samples": result.samples})
 
 
-def ray_tpe_recommendation(task: autobs.Task, *, max_batch_size: int, num_trials: int, cpus: int = 2,
+def ray_tpe_recommendation(task: autobs.Task, *, max_batch_size: int, budget_s: float, cpus: int = 2,
                            lr_range: tuple[float, float] = (1e-5, 3.0), seed: int = 0) -> PeerRecommendation:
     import optuna
     import ray
@@ -153,11 +154,13 @@ def ray_tpe_recommendation(task: autobs.Task, *, max_batch_size: int, num_trials
             param_space=space,
             tune_config=tune.TuneConfig(
                 search_alg=OptunaSearch(metric="val_metric", mode=mode, sampler=optuna.samplers.TPESampler(seed=seed)),
-                num_samples=num_trials, metric="val_metric", mode=mode, max_concurrent_trials=cpus,
+                num_samples=-1, metric="val_metric", mode=mode, max_concurrent_trials=cpus,  # -1: until the deadline
+                time_budget_s=max(1.0, budget_s - (time.perf_counter() - start)),  # Ray's start counts, as autobs's does
             ),
             run_config=tune.RunConfig(storage_path=tempfile.mkdtemp(prefix="ray_tpe_"), verbose=0),
         )
-        best = tuner.fit().get_best_result(metric="val_metric", mode=mode, scope="last")
+        results = tuner.fit()
+        best = results.get_best_result(metric="val_metric", mode=mode, scope="last")
     finally:
         if started_ray:
             ray.shutdown()
@@ -166,7 +169,7 @@ def ray_tpe_recommendation(task: autobs.Task, *, max_batch_size: int, num_trials
     return PeerRecommendation("ray tune + optuna TPE", c["batch_size"], float(c["lr"]), c["schedule"],
                               warmup_steps=round(c["warmup_fraction"] * steps),
                               tuner_seconds=time.perf_counter() - start,
-                              details={"trials": num_trials, "best_val_metric": best.metrics["val_metric"]})
+                              details={"trials": len(results), "best_val_metric": best.metrics["val_metric"]})
 
 
 if __name__ == "__main__":
@@ -175,10 +178,10 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description="Print each peer's recommendation for a task as JSON.")
     parser.add_argument("task")
-    parser.add_argument("--trials", type=int, default=8, help="Ray Tune + TPE trials")
+    parser.add_argument("--budget", type=float, default=60.0, help="Ray Tune + TPE wall time (s)")
     args = parser.parse_args()
     task = autobs.load_task(args.task)
     lightning = lightning_recommendation(task)
     recs = [lightning, linear_scaling_recommendation(task, lightning.batch_size),
-            ray_tpe_recommendation(task, max_batch_size=lightning.batch_size, num_trials=args.trials)]
+            ray_tpe_recommendation(task, max_batch_size=lightning.batch_size, budget_s=args.budget)]
     print(json.dumps([r.to_dict() for r in recs], indent=2))

@@ -1,8 +1,8 @@
 """The whole recommendation against its peers and the grid-search oracle (../shared/BENCHMARKS.md).
 
 For each task: autobs's ``tune`` with a wall-time budget, then the peers (Lightning's batch-size scaler +
-lr_find, the linear scaling rule from a common default, and Ray Tune + Optuna TPE given as many trials as
-autobs ran), each recommended config retrained with the oracle's seeds and scored by regret (its
+lr_find, the linear scaling rule from a common default, and Ray Tune + Optuna TPE given autobs's wall-time
+budget on as many cores), each recommended config retrained with the oracle's seeds and scored by regret (its
 time-to-target over the oracle's best) and tuning cost (the compute it spent over the grid's). Each config
 is also retrained with fresh seeds, as is the oracle's best (``scoring.FRESH_SEEDS``: on the grid's own
 seeds the oracle's best is a lucky draw).
@@ -153,10 +153,9 @@ def run_task(path: str, budget_share: float, cores: int, skip_peers: bool, seeds
     runs = [autobs_run(task, oracle, budget, cores, seed, keep) for seed in seeds]
     rows = [r["row"] for r in runs]
     if not skip_peers:
-        max_batch_size, num_trials = runs[0]["rec"]["max_batch_size"], runs[0]["trials"]
+        max_batch_size = runs[0]["rec"]["max_batch_size"]
         found = [peers.lightning_recommendation(task), peers.linear_scaling_recommendation(task, max_batch_size),
-                 peers.ray_tpe_recommendation(task, max_batch_size=max_batch_size, num_trials=num_trials,
-                                              cpus=cores)]
+                 peers.ray_tpe_recommendation(task, max_batch_size=max_batch_size, budget_s=budget, cpus=cores)]
         for p in found:
             total = max(1, task.epochs * len(task.train) // p.batch_size)
             config = _config(p.batch_size, p.lr, p.schedule, p.warmup_steps, total) if math.isfinite(p.lr) else None

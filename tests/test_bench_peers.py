@@ -41,6 +41,8 @@ def test_ray_tpe_peer_runs_trials_and_returns_a_config_from_its_space(write_task
     from benchmarks.peers import ray_tpe_recommendation
 
     task = autobs.load_task(write_task(GOOD_TASK + "epochs = 2\n"))
-    rec = ray_tpe_recommendation(task, max_batch_size=64, num_trials=3, cpus=2)
+    rec = ray_tpe_recommendation(task, max_batch_size=64, budget_s=25, cpus=2)
     assert rec.batch_size in (8, 16, 32, 64) and 1e-5 <= rec.lr <= 3.0
-    assert rec.schedule in autobs.SCHEDULES and rec.details["trials"] == 3
+    assert rec.schedule in autobs.SCHEDULES and rec.details["trials"] >= 2
+    # Proposes trials until its budget, then stops the running ones: it ends (a loose bound, not a timing goal).
+    assert rec.tuner_seconds < 2 * 25
