@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -80,6 +81,18 @@ def test_interrupted_run_resumes_without_redoing_finished_stages(tmp_path, monke
     assert len(calls) == 1 and again.batch_size == rec.batch_size
     with pytest.raises(AssertionError, match="run again"):
         autobs.tune(DIGITS, budget=600, out=out, fresh=True, progress=False)
+
+
+def test_the_budget_counts_from_the_commands_start_not_from_the_search(tmp_path, monkeypatch):
+    calls: list = []
+    _fake_stages(monkeypatch, calls)
+    out = tmp_path / "run"
+    autobs.tune(DIGITS, budget=600, out=out, progress=False)
+    (out / "search.json").unlink()  # the measured stages are reused; the search runs again
+    # As `autobs recommend` passes it: the command began 300 s ago (loading, say), so the search gets 300 s less.
+    autobs.tune(DIGITS, budget=600, out=out, progress=False, started_at=time.time() - 300)
+    first, second = calls[0]["budget_s"], calls[1]["budget_s"]
+    assert first < 600 - 4 and second < first - 250  # the reserve for fit, report and exit comes off both
 
 
 def test_recommendation_builds_working_optimizer_and_scheduler(tmp_path, monkeypatch):

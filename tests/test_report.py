@@ -69,6 +69,9 @@ def test_page_is_self_contained_and_small(run):
     # (namespace declarations such as xmlns="http://www.w3.org/2000/svg" are names, never fetched)
     for external in ("<link", "src=", "@import", "url(http", "url(//", 'href="http', "<metadata>"):
         assert external not in html
+    # batch-size axes are ticked with the sizes themselves ("16", "32"), not as powers ("2" with a raised "4")
+    assert all(f">{b}</text>" in html for b in (16, 32, 64, 128))
+    assert "<tspan" not in html
 
 
 def test_partial_run_renders_and_says_what_is_missing(run, tmp_path):
