@@ -2,13 +2,14 @@
 trials) → scaling fit, within a time budget, each stage cached in the run directory. Public entry: ``tune``
 (``autobs recommend``).
 
-Budget. The stages run in order against one deadline, counted from the CLI's start (or ``tune``'s call). The probe comes first and is not cut (it is what
-prices the rest: its throughput gives the step time t(B)). From t(B) the LR range test takes at most
-``RANGE_SHARE`` of the budget (fewer or smaller batch sizes when the planned ones cost more) and the
-noise measurement at most ``NOISE_SHARE`` (a smaller B_small, or skipped: it is only a prior). The search
-gets what is left less a reserve for the fit, the report and the exit, and runs as many trials as fit: once
-its first round has set the target, trials stop at their confirmed crossing and every other one reruns a
-leading trial with a fresh seed (``replicate.py``), so the fit's steps-to-target are measured more than once.
+Budget. The stages run in order against one deadline, counted from the CLI's start (or ``tune``'s call).
+The probe comes first and is not cut (it is what prices the rest: its throughput gives the step time t(B)).
+From t(B) the LR range test takes at most ``RANGE_SHARE`` of the budget (fewer or smaller batch sizes when
+the planned ones cost more) and the noise measurement at most ``NOISE_SHARE`` (a smaller B_small, or
+skipped: it is only a prior). The search gets what is left less a reserve for the fit, the report and the
+exit (``RESERVE_S``, ``RESERVE_SHARE``), and runs as many trials as fit: once its first round has set the
+target, trials stop at their confirmed crossing and every other one reruns a leading trial with a fresh
+seed (``replicate.py``), so the fit's steps-to-target are measured more than once.
 
 Caching. Each stage's JSON carries the task's fingerprint and the settings that change its result; a
 matching file is reused, so rerunning an interrupted ``autobs recommend`` continues where it stopped, and

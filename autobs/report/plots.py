@@ -39,7 +39,7 @@ def _plain_log_labels(fig) -> None:
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
             if axis.get_scale() == "log":
-                base = axis._scale.base
+                base = axis.get_transform().base
                 axis.set_major_formatter(Plain(base=base))
                 axis.set_minor_formatter(Plain(base=base, labelOnlyBase=False))
 
