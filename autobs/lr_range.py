@@ -173,11 +173,16 @@ def noise_power(optimizer) -> float | None:
     return 1.0 if name == "sgd" else 0.5 if name.startswith("adam") else None
 
 
+def largest_useful_batch(task: Task) -> int:
+    """The largest batch size that still gives the planned run (``task.epochs``) ``MIN_RUN_STEPS`` optimizer
+    steps: above it no LR trains well in the user's budget, so no stage measures or recommends it."""
+    return max(1, task.epochs * len(task.train) // MIN_RUN_STEPS)
+
+
 def default_batch_sizes(task: Task, max_batch_size: int | None = None) -> list[int]:
     """``DEFAULT_POINTS`` powers of two spread evenly (in log) over the batch sizes worth training."""
     n = len(task.train)
-    top = min(n, max_batch_size or n, task.epochs * n // MIN_RUN_STEPS)
-    top = max(1, top)
+    top = max(1, min(n, max_batch_size or n, largest_useful_batch(task)))
     low = min(SMALLEST_BATCH, top)
     lo, hi = math.log2(low), math.log2(top)
     sizes = sorted({2 ** round(lo + (hi - lo) * i / (DEFAULT_POINTS - 1)) for i in range(DEFAULT_POINTS)})

@@ -57,6 +57,7 @@ class Recommendation:
     optimizer_name: str  # the task's optimizer class, used at ``lr``
     total_steps: int  # the planned run (the task's epochs) at ``batch_size``
     max_batch_size: int
+    max_batch_size_limit: str  # what sets it: the memory ceiling, the training set size, or the planned run's length
     critical_batch_size: float | None  # B_noise of the S(B) fit; None when too few batch sizes reached the target
     critical_batch_size_interval: tuple[float, float] | None
     batch_size_interval: tuple[float, float] | None
@@ -107,7 +108,8 @@ class Recommendation:
             f"batch size {self.batch_size}, lr {self.lr:.3g}, {self.schedule}"
             f"{f' ({params})' if params else ''}, warmup {self.warmup_steps} of {self.total_steps} steps",
             f"expected time to {self.metric} {self.target:.4g}: {self.time_to_target_s:.3g} s on this device",
-            f"memory ceiling {self.max_batch_size}; critical batch size {crit}; lr ∝ B^{self.lr_scaling_exponent:.2f}",
+            f"largest batch size {self.max_batch_size} ({self.max_batch_size_limit})",
+            f"critical batch size {crit}; lr ∝ B^{self.lr_scaling_exponent:.2f}",
         ]
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
@@ -150,14 +152,12 @@ def _save(path: Path, task, settings: dict, result: dict) -> dict:
 
 def memory_stage(task, out: Path, *, device: str = "auto", memory_limit=None, progress: bool = True) -> dict:
     """Stage 1 (memory ceiling and throughput) from the run directory, or measured and saved now."""
-    from .lr_range import MIN_RUN_STEPS
+    from .lr_range import largest_useful_batch
     from .memory import probe_memory
     from .training import resolve_device
 
     def probe() -> dict:
-        # No batch size above what leaves the planned run MIN_RUN_STEPS steps is of use (see lr_range.py).
-        largest = max(1, task.epochs * len(task.train) // MIN_RUN_STEPS)
-        return probe_memory(task, device=device, memory_limit=memory_limit, largest=largest,
+        return probe_memory(task, device=device, memory_limit=memory_limit, largest=largest_useful_batch(task),
                             progress=progress).to_dict()
 
     settings = {"device": str(resolve_device(device)), "memory_limit": memory_limit}
@@ -266,7 +266,7 @@ def tune(
         AutobsError: a bad task, setting or run directory; a search that cannot go on.
     """
     began = time.time() if started_at is None else started_at  # before the imports: they take seconds
-    from .lr_range import lr_exponent, noise_power, noise_shaped_lr_at, range_level
+    from .lr_range import MIN_RUN_STEPS, largest_useful_batch, lr_exponent, noise_power, noise_shaped_lr_at, range_level
     from .noise import noise_scale
     from .report import REPORT_FILE, write_report
     from .rundir import locked, read_json, run_dir, write_json
@@ -308,6 +308,13 @@ def tune(
         stage("memory probe", t)
         step_time = StepTimeModel.from_probes(memory["probes"])
         max_batch_size = memory["max_batch_size"]
+        if memory.get("capped_by_dataset"):
+            max_batch_size_limit = "the training set size"
+        elif max_batch_size >= largest_useful_batch(task):  # the probe was not asked past it
+            max_batch_size_limit = (f"a larger one would leave the planned run under {MIN_RUN_STEPS} steps; "
+                                    "memory allows more")
+        else:
+            max_batch_size_limit = "the memory ceiling"
 
         t = time.time()
         sizes = _range_batch_sizes(task, max_batch_size, step_time, RANGE_SHARE * budget_s)
@@ -406,6 +413,7 @@ def tune(
             batch_size=scaling.batch_size, lr=scaling.lr, warmup_steps=scaling.warmup_steps, schedule=scaling.schedule,
             schedule_params=scaling.schedule_params, optimizer_name=type(optimizer).__name__,
             total_steps=scaling.total_steps, max_batch_size=max_batch_size,
+            max_batch_size_limit=max_batch_size_limit,
             critical_batch_size=scaling.critical_batch_size, critical_batch_size_interval=scaling.b_noise_interval,
             batch_size_interval=scaling.batch_size_interval, lr_scaling_exponent=scaling.lr_fit.alpha,
             time_to_target_s=scaling.time_to_target_s, target=scaling.target, metric=task.metric, b_simple=b_simple,

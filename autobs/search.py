@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AutobsError, ConfigError
-from .lr_range import MIN_RUN_STEPS
+from .lr_range import largest_useful_batch
 from .rundir import read_json, write_json
 from .space import ResolvedSpace, SearchSpace
 
@@ -849,9 +849,9 @@ def run_search(
     trial_samples = trial_samples or task.epochs * n_train
     mode = "max" if task.higher_is_better else "min"
     if max_batch_size is not None:
-        # A batch size that leaves the planned run fewer than MIN_RUN_STEPS optimizer steps cannot train
-        # well in the user's budget whatever its LR (the range test skips such sizes for the same reason).
-        max_batch_size = max(1, min(max_batch_size, task.epochs * n_train // MIN_RUN_STEPS))
+        # A batch size that leaves the planned run too few optimizer steps cannot train well in the user's
+        # budget whatever its LR (the range test skips such sizes for the same reason).
+        max_batch_size = max(1, min(max_batch_size, largest_useful_batch(task)))
     resolved = space.resolve(max_batch_size=max_batch_size, n_train=n_train, lr_at=lr_at)
     path = Path(out) / TRIALS_FILE
     header = {"task": task.describe(), "space": space.to_dict(), "metric": task.metric, "mode": mode,

@@ -15,6 +15,7 @@ import autobs
 import autobs.rundir
 from autobs import search
 from autobs.cli import main as cli_main
+from autobs.lr_range import largest_useful_batch
 from autobs.rundir import write_json
 from autobs.schedules import SCHEDULES
 
@@ -73,6 +74,9 @@ def test_interrupted_run_resumes_without_redoing_finished_stages(tmp_path, monke
     assert calls[0]["stop_at_target"]  # trials stop at the target once it is set, and leaders are rerun
     assert rec.batch_size in (16, 32, 64, 128)
     assert json.loads((out / "recommendation.json").read_text())["batch_size"] == rec.batch_size
+    # On a CPU memory allows far more than digits's planned run can use: the answer says which limit set the largest.
+    assert rec.max_batch_size == largest_useful_batch(autobs.load_task(DIGITS))
+    assert f"largest batch size {rec.max_batch_size} (a larger one would leave the planned run under" in rec.summary()
     per_batch = json.loads((out / "scaling.json").read_text())["per_batch"]
     assert [r["replicates"] for r in per_batch] == [1, 1, 1, 1]  # the reruns re-measure the fit's points
 

@@ -52,6 +52,7 @@ def test_report_data_matches_the_recommendation(run):
     fit = data["scaling"]["fit"]
     assert curve[0]["steps"] == pytest.approx(fit["s_min"] * (1 + fit["b_noise"] / curve[0]["batch_size"]))
     assert data["memory"]["max_batch_size"] == rec["max_batch_size"]
+    assert f"Largest batch size: {rec['max_batch_size']} ({rec['max_batch_size_limit']})" in render(data)
     assert data["trials"]["counts"]["completed"] == len(data["trials"]["rows"])
     # the search's reruns of its leaders are told apart from the trials the sampler proposed
     recorded = json.loads((run / "trials.json").read_text())["trials"]
