@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any, Sequence
 
 from . import __version__
@@ -379,8 +380,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import time
-
     started_at = time.time()  # `recommend`'s budget counts from here: loading torch and the task is part of the run
     args = build_parser().parse_args(argv)
     args.started_at = started_at

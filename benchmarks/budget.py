@@ -72,7 +72,7 @@ def main() -> int:
     text = "\n".join([
         "# `autobs recommend` against its --budget",
         "",
-        f"Command: `python benchmarks/budget.py {' '.join(sys.argv[1:])}`".rstrip() + "  ",
+        f"Command: `{' '.join(['python benchmarks/budget.py', *sys.argv[1:]])}`  ",
         f"Machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores, CPU; Python "
         f"{platform.python_version()}  ",
         f"Date: {time.strftime('%Y-%m-%d')}",
