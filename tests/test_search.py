@@ -114,18 +114,19 @@ def test_anchored_space_follows_the_range_test_and_the_ceiling(tmp_path):
     assert resolved.batch_sizes == [16, 32, 64, 128]
 
 
-def test_baseline_config_is_the_range_test_lr_with_cosine_and_least_warmup():
+def test_baseline_config_is_the_middle_of_the_lr_range_with_cosine_and_least_warmup():
     import optuna
 
     resolved = load_space("adamw").resolve(max_batch_size=1000, n_train=5000, lr_at=lambda b: 1e-3 * (b / 64) ** 0.5)
     params = resolved.baseline_params(7)
-    assert params == {"log2_batch_size": 7, "lr_factor": 1.0, "schedule": "cosine", "warmup_fraction": 0.0,
-                      "cosine.min_lr_ratio": pytest.approx(0.05)}
-    # Enqueued, it is what the search trains: the range test's LR at that size, no warmup, cosine.
+    assert params == {"log2_batch_size": 7, "lr_factor": pytest.approx(2**0.5), "schedule": "cosine",
+                      "warmup_fraction": 0.0, "cosine.min_lr_ratio": pytest.approx(0.05)}
+    # Enqueued, it is what the search trains: the range test's LR at that size times the middle of the space's
+    # factors (0.2-10: sqrt 2), no warmup, cosine.
     study = optuna.create_study()
     study.enqueue_trial(params)
     config = resolved.suggest(study.ask())
-    assert config["batch_size"] == 128 and config["lr"] == pytest.approx(1e-3 * 2**0.5)
+    assert config["batch_size"] == 128 and config["lr"] == pytest.approx(1e-3 * 2**0.5 * 2**0.5)
     assert config["warmup_fraction"] == 0.0 and config["schedule"] == "cosine"
 
 
