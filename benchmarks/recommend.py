@@ -11,9 +11,12 @@ Tuning cost of autobs = the wall time of its serial stages (probe, range test, n
 wall time × the trials it ran in parallel: every core-second the machine gave it, including evaluation,
 Ray start-up and idle slots, so it is an upper bound. The grid's compute counts training steps only.
 
-    python benchmarks/recommend.py                      # both examples, budget 15% of each grid / 2 cores
+    python benchmarks/recommend.py                      # both examples and friedman_mlp, budget 15% of each grid / 2 cores
     python benchmarks/recommend.py --tasks examples/digits_mlp.py --budget-share 0.3
     python benchmarks/recommend.py --skip-peers --seeds 0 1 2   # autobs's spread over seeds
+
+Tasks: both examples, and ``benchmarks/tasks/friedman_mlp.py``, a regression with the contract's default
+optimizer (AdamW) that no rule in autobs was tuned on before it was first scored (reports/recommend_friedman_c3c7ebc.md).
 
 The oracle's B_noise is given from its grid and from its LR grid refined around each batch size's best
 (``scoring.refine_lr``; the refinement's runs are cached in reports/oracle/<task>/refine.jsonl).
@@ -279,7 +282,10 @@ def report(results: list[dict], args) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="+", default=[str(ROOT / "examples/digits_mlp.py"),
-                                                      str(ROOT / "examples/char_lm.py")])
+                                                      str(ROOT / "examples/char_lm.py"),
+                                                      str(ROOT / "benchmarks/tasks/friedman_mlp.py")],
+                        help="task files with a grid in reports/oracle/<name> (default: both examples and the "
+                             "held-out friedman_mlp)")
     parser.add_argument("--budget-share", type=float, default=0.15,
                         help="autobs's budget as a share of the grid's compute (default 0.15, the goal)")
     parser.add_argument("--skip-peers", action="store_true")

@@ -128,6 +128,9 @@ def test_baseline_config_is_the_middle_of_the_lr_range_with_cosine_and_least_war
     config = resolved.suggest(study.ask())
     assert config["batch_size"] == 128 and config["lr"] == pytest.approx(1e-3 * 2**0.5 * 2**0.5)
     assert config["warmup_fraction"] == 0.0 and config["schedule"] == "cosine"
+    # With SGD the default trains at the range test's LR itself (sgd.yaml's factors 0.1-10 centre on 1).
+    sgd = load_space("sgd").resolve(max_batch_size=1000, n_train=5000, lr_at=lambda b: 0.1)
+    assert sgd.baseline_params(7)["lr_factor"] == pytest.approx(1.0)
 
 
 # ---------------------------------------------------------------------------------------------------
