@@ -61,6 +61,11 @@ class Range:
     high: float
     log: bool = False
 
+    @property
+    def middle(self) -> float:
+        """The middle of the range in the space it is sampled in: geometric when ``log``."""
+        return math.sqrt(self.low * self.high) if self.log else (self.low + self.high) / 2
+
 
 @dataclass
 class SearchSpace:
@@ -169,16 +174,14 @@ class ResolvedSpace:
         default gives every size a comparable, sensible point for the scaling fit, and the recommendation
         a default to fall back on; later trials search around it."""
         space = self.space
-        lr = space.lr
-        factor = math.sqrt(lr.low * lr.high)
+        factor = space.lr.middle  # the LR range is sampled in log space: its geometric middle
         schedule = "cosine" if "cosine" in space.schedules else next(iter(space.schedules))
         params: dict[str, Any] = {"log2_batch_size": log2_batch_size, "lr_factor": factor, "schedule": schedule}
         if isinstance(space.warmup_fraction, Range) and space.warmup_fraction.low != space.warmup_fraction.high:
             params["warmup_fraction"] = space.warmup_fraction.low
         for name, spec in space.schedules[schedule].items():
             if isinstance(spec, Range) and spec.low != spec.high:
-                mid = math.sqrt(spec.low * spec.high) if spec.log else (spec.low + spec.high) / 2
-                params[f"{schedule}.{name}"] = mid
+                params[f"{schedule}.{name}"] = spec.middle
         return params
 
 
