@@ -27,6 +27,7 @@ import bisect
 import contextlib
 import math
 import os
+import statistics
 import sys
 import time
 from collections import Counter
@@ -496,6 +497,53 @@ def _per_batch_asha_class():
     return PerBatchASHA
 
 
+EXPLORE_WITHIN = 2.0  # a size is explored while its best time to the target is within this factor of the fastest
+
+
+def next_explored_size(records: list[dict], batch_sizes: list[int], trial_samples: int, running: Counter,
+                       target_set: bool) -> int:
+    """The batch size of the sampler's next trial in a stratified search with a target, after its first round
+    (a default config at each size). Once the target is set: the least-tried size among those whose best time
+    to the target so far is within ``EXPLORE_WITHIN`` of the fastest size's (ties: the faster). Before (the
+    first round's last trials still running): the least-tried size, the first in ``batch_sizes``'s order on
+    ties. ``running``: trials started and not yet recorded, by batch size.
+
+    A size's time to the target is its fewest samples to the target over its own trials (not reruns) ÷ its
+    batch size × its step time (the median ``step_time_s`` of its trials); a size none of whose trials has
+    reached it is taken at its whole planned run's time, which its time to the target exceeds. A size with no
+    timed trial yet is always a candidate.
+
+    Why. The recommendation is the size with the least time to the target, at the LR the search found there,
+    and the search affords few trials after its first round (at 15% of a grid, 2-8), so they go where the
+    answer can be. Every size's first trial ran the same default config, so a size slower than the fastest by
+    more than the scatter between seeds of one config is unlikely to win after tuning: steps-to-target scatter
+    by a log-sd of about 0.25 between seeds (digits, batch 16: 149 and 242 steps), about 0.35 for the ratio of
+    two sizes' reads, and 2x is 2 of those sd. An LR that is off by one factor at every size (the range tests'
+    level) slows every size alike and leaves the order. Before, the trials cycled over every size: on
+    friedman_mlp (sizes 16-4096, 91 s) the 2-4 after the first round went to 16, 4096, 256 and 64 in that
+    order, where 4096 (58 steps a run) never reaches the target and 16 was 2x slower than 64.
+    """
+    step_times: dict[int, list[float]] = {}
+    best: dict[int, float] = {}
+    tried = Counter(running)
+    for r in records:
+        if r.get("rerun_of") is not None:
+            continue
+        b = r["config"]["batch_size"]
+        tried[b] += 1
+        if _finite(r.get("step_time_s")):
+            step_times.setdefault(b, []).append(r["step_time_s"])
+        if r.get("reached_target"):
+            best[b] = min(best.get(b, math.inf), math.exp(r["objective"]))
+    if not target_set:
+        return min(batch_sizes, key=lambda b: tried[b])
+    seconds = {b: min(best.get(b, trial_samples), trial_samples) / b * statistics.median(step_times[b])
+               for b in batch_sizes if b in step_times}
+    fastest = min(seconds.values(), default=math.inf)
+    candidates = [b for b in batch_sizes if b not in seconds or seconds[b] <= EXPLORE_WITHIN * fastest]
+    return min(candidates, key=lambda b: (tried[b], seconds.get(b, 0.0)))
+
+
 def _leader_bound_class():
     """The early stop of a search with a target, in ASHA's place: a trial that has not reached the target
     after the samples its batch size's leaders needed is stopped.
@@ -706,15 +754,21 @@ def _target_search_class():
       (``replicate.next_rerun`` picks it), while one is due: the fit needs each batch size's steps measured
       more than once (``replicate.py`` says why), and the sampler needs new configs; with no way to tell
       which pays more, they share the trials equally. A rerun is not the sampler's: it is not told of it.
+    - In a stratified search (``resolved`` given), once the first round's queue is used up, each of the
+      sampler's trials has its batch size fixed first (``next_explored_size``); the sampler proposes the rest.
     """
+    from optuna.trial import TrialState
     from ray.tune.search.optuna import OptunaSearch
 
     from .replicate import SEED_BASE, next_rerun
 
     class TargetSearch(OptunaSearch):
-        def __init__(self, *, target: _TargetState, **kwargs):
+        def __init__(self, *, target: _TargetState, resolved: ResolvedSpace | None = None, trial_samples: int = 0,
+                     **kwargs):
             super().__init__(**kwargs)
             self._target = target
+            self._resolved, self._trial_samples = resolved, trial_samples
+            self._sizes: dict[str, int] = {}  # Ray trial id → the batch size fixed for it (this session's)
             self._waiting: dict[str, dict] = {}
             self._reruns: dict[str, int] = {}  # Ray trial id → the number of the trial it reruns (this session's)
             self._explored = 0  # the sampler's trials proposed since the target was set (this session's)
@@ -746,6 +800,13 @@ def _target_search_class():
                             "stop_target": state.target, "rerun_of": leader["number"]}
             if state.target is not None:
                 self._explored += 1
+            if self._resolved is not None and not self._ot_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                order = [2**k for k in _spread_order([int(math.log2(b)) for b in self._resolved.batch_sizes])]
+                ended = {r["trial_id"] for r in state.records}
+                running = Counter(b for t, b in self._sizes.items() if t not in ended)
+                size = next_explored_size(state.records, order, self._trial_samples, running, state.target is not None)
+                self._ot_study.enqueue_trial({"log2_batch_size": int(math.log2(size))})
+                self._sizes[trial_id] = size
             return super().suggest(trial_id)
 
     return TargetSearch
@@ -806,7 +867,9 @@ def run_search(
             later config), and run ASHA within each batch size. This is the search the scaling fit needs:
             its best steps-to-target at every size. Left to itself, a sampler scoring final metrics at a
             fixed data budget settles on the smallest sizes, and ASHA across sizes stops the large ones
-            at its first rung, where they have taken few steps.
+            at its first rung, where they have taken few steps. With ``stop_at_target``, the trials after
+            the first round go to the sizes that can still be the fastest to the target instead
+            (``next_explored_size``).
         asha: stop poor trials early with ASHA, each compared with trials of its batch size when ``stratify``
             (in a search with a target, the leader bound of ``_leader_bound_class`` instead).
         stop_at_target: end each trial once its metric has reached the target for ``CONFIRM_EVALS``
@@ -914,14 +977,17 @@ def run_search(
     queued = list(first_params or [])[len(records):]
     if stratify:  # the first round: a default config at every size (ResolvedSpace.baseline_params says why)
         queued += [resolved.baseline_params(order[i]) if i < len(order) else {"log2_batch_size": order[i % len(order)]}
-                   for i in range(len(records), count)]
+                   for i in range(len(records), len(order) if stop_at_target else count)]  # with a target, the
+        # searcher fixes each later trial's size as it goes (``next_explored_size``)
     for params in queued:
         study.enqueue_trial(params)
     define_by_run = _DefineByRun(resolved, target_state)
     recorder.sampler_info = define_by_run.sampler_info
     searcher_args = dict(space=define_by_run, metric="val_metric", mode=search_mode, sampler=make_sampler(sampler, seed),
                          storage=storage, study_name="autobs")
-    searcher = _target_search_class()(target=target_state, **searcher_args) if stop_at_target else OptunaSearch(**searcher_args)
+    searcher = (_target_search_class()(target=target_state, resolved=resolved if stratify else None,
+                                       trial_samples=trial_samples, **searcher_args)
+                if stop_at_target else OptunaSearch(**searcher_args))
     Callback, Stopper = _recorder_class()
     scheduler = FIFOScheduler()
     if stop_at_target:

@@ -389,6 +389,43 @@ def test_sampler_objective_is_samples_to_the_target_and_any_miss_scores_worse():
     assert objective(record(32, [2.3, 1.5, 0.9]), 1.0, False, trial_samples=3200) < math.log(3 * 10 * 32)  # lower is better
 
 
+def test_trials_after_the_first_round_go_to_the_sizes_that_can_still_be_fastest_least_tried_first():
+    from collections import Counter
+
+    from autobs.search import next_explored_size
+
+    trial_samples = 64_000
+
+    def trial(batch_size, samples_to_target, step_time_s, rerun_of=None):
+        reached = samples_to_target is not None
+        return {"config": {"batch_size": batch_size}, "rerun_of": rerun_of, "step_time_s": step_time_s,
+                "reached_target": reached, "objective": math.log(samples_to_target) if reached else 20.0}
+
+    # Times to the target: 16: 500 steps × 1 ms = 0.5 s; 64: 200 × 1.5 ms = 0.3 s (the fastest); 256: 100 × 4 ms
+    # = 0.4 s; 1024 never reached it, its whole run is 62.5 steps × 20 ms = 1.25 s, over 2x the fastest.
+    first_round = [trial(16, 500 * 16, 0.001), trial(64, 200 * 64, 0.0015), trial(256, 100 * 256, 0.004),
+                   trial(1024, None, 0.02)]
+    sizes = [16, 1024, 256, 64]  # the first round's spread order
+
+    def pick(records, running=Counter()):
+        return next_explored_size(records, sizes, trial_samples, running, target_set=True)
+
+    assert pick(first_round) == 64  # all tried once: the fastest
+    assert pick(first_round, Counter({64: 1})) == 256  # then the least tried, the faster first
+    assert pick(first_round + [trial(64, 180 * 64, 0.0015), trial(256, 90 * 256, 0.004)]) == 16
+    # A rerun is not the sampler's trial: it neither counts as a try nor sets the size's time.
+    assert pick(first_round + [trial(16, 100 * 16, 0.001, rerun_of=0)]) == 64
+    # A size slower than 2x the fastest gets nothing while it is: with 64 at 0.15 s, 256 (0.4 s) and 16 are out.
+    faster = first_round + [trial(64, 100 * 64, 0.0015)]
+    assert {pick(faster, Counter({64: n})) for n in range(5)} == {64}
+    # The whole run bounds a size that never reached the target: 1024 at 2x its step time is out of reach ...
+    assert 1024 not in {pick(first_round, Counter({64: n, 256: n, 16: n})) for n in range(5)}
+    # ... and a size not yet timed is always a candidate.
+    assert pick(first_round[:3], Counter({64: 1, 256: 1, 16: 1})) == 1024
+    # Before the target is set, the least-tried size in the given order.
+    assert next_explored_size(first_round, sizes, trial_samples, Counter({16: 1}), target_set=False) == 1024
+
+
 def test_search_with_a_target_chooses_it_after_the_first_round_stops_trials_at_their_crossing_and_reruns_leaders(tmp_path):
     from autobs.replicate import SEED_BASE
     from autobs.scaling import CONFIRM_EVALS, choose_target
