@@ -616,10 +616,16 @@ def fit_scaling(
         notes.append(f"S(B) not fitted: {len(reaching)} batch size(s) reached the target {target:.4g}; "
                      "the recommendation is the best measured trial")
     batch_size = int(pick["batch_size"])
-    # Warmup and schedule come from the best trial at the nearest measured batch size (in log2): those
-    # choices were tried with this batch size's step count, and the schedule's shape carries over.
+    # LR, warmup and schedule come from the best trial at the nearest measured batch size (in log2), its LR
+    # moved to this size along the fitted exponent when that is another size: the three were measured together,
+    # at this step count. Why not the lr(B) fit's LR: the search tunes the sizes that can still be the fastest
+    # (search.next_explored_size) and runs the others at their default config, so a fit through every size's
+    # best LR mixes tuned LRs with defaults. Measured on friedman_mlp (e742862, 5 seeds): at the recommended
+    # batch 128 the best trial's LR was 0.0041 where the fit, held down by the untuned defaults at 16-64
+    # (0.0008-0.0014), gave 0.0021, and the recommendation paired that LR with the best trial's 11% warmup.
     source = min(reaching or per_batch, key=lambda t: (abs(math.log2(t["config"]["batch_size"] / batch_size)),
                                                       _rank_key(t, higher_is_better)))
+    lr = source["config"]["lr"] * (batch_size / source["config"]["batch_size"]) ** lr_fit.alpha
     total_steps = max(1, round(planned_samples / batch_size))
     warmup_fraction = float(source["config"]["warmup_fraction"])
     table = [{"batch_size": t["config"]["batch_size"], "steps_to_target": t["steps_to_target"],
@@ -631,7 +637,7 @@ def fit_scaling(
     return ScalingResult(
         metric=metric, higher_is_better=higher_is_better, target=target, target_rule=rule, per_batch=table,
         fit=fit, lr_fit=lr_fit, step_time=step_time, candidates=candidates, batch_size=batch_size,
-        batch_size_interval=batch_interval, b_noise_interval=b_noise_interval, lr=lr_fit.lr_at(batch_size),
+        batch_size_interval=batch_interval, b_noise_interval=b_noise_interval, lr=lr,
         warmup_fraction=warmup_fraction, warmup_steps=int(round(warmup_fraction * total_steps)),
         total_steps=total_steps, schedule=source["config"]["schedule"],
         schedule_params=dict(source["config"]["schedule_params"] or {}), time_to_target_s=pick["time_to_target_s"],

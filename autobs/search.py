@@ -768,7 +768,7 @@ def _target_search_class():
             super().__init__(**kwargs)
             self._target = target
             self._resolved, self._trial_samples = resolved, trial_samples
-            self._sizes: dict[str, int] = {}  # Ray trial id → the batch size fixed for it (this session's)
+            self._sizes: dict[str, int] = {}  # Ray trial id → its batch size, for the sampler's trials (this session's)
             self._waiting: dict[str, dict] = {}
             self._reruns: dict[str, int] = {}  # Ray trial id → the number of the trial it reruns (this session's)
             self._explored = 0  # the sampler's trials proposed since the target was set (this session's)
@@ -806,8 +806,10 @@ def _target_search_class():
                 running = Counter(b for t, b in self._sizes.items() if t not in ended)
                 size = next_explored_size(state.records, order, self._trial_samples, running, state.target is not None)
                 self._ot_study.enqueue_trial({"log2_batch_size": int(math.log2(size))})
-                self._sizes[trial_id] = size
-            return super().suggest(trial_id)
+            config = super().suggest(trial_id)
+            if isinstance(config, dict):  # the first round's trials too: one still running counts as tried
+                self._sizes[trial_id] = config["batch_size"]
+            return config
 
     return TargetSearch
 

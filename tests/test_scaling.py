@@ -172,6 +172,19 @@ def test_without_two_batch_sizes_reaching_the_target_the_best_trial_is_recommend
     assert "not fitted" in result.notes[0]
 
 
+def test_recommended_lr_is_the_best_trials_at_the_recommended_batch_size_not_the_fit_across_sizes():
+    sizes = np.array([32, 64, 128, 256])
+    trials = _trials(sizes, 50 * (1 + 100 / sizes))
+    for t in trials[:3]:
+        t["config"]["lr"] = 0.01  # the defaults the other sizes ran at
+    trials[3]["config"].update(lr=0.08, warmup_fraction=0.1)  # tuned at 256, with its own warmup
+    result = fit_scaling(trials, metric="accuracy", higher_is_better=True, target=0.9, planned_samples=10**5,
+                         step_time=StepTimeModel.from_throughput([(32, 3200), (256, 25600)]))  # t(B) flat: 256 wins
+    assert result.batch_size == 256
+    assert result.lr == pytest.approx(0.08) and result.warmup_fraction == 0.1  # the config measured together
+    assert result.lr_fit.lr_at(256) < 0.05  # what the fit through the defaults would have given
+
+
 def _trials(batch_sizes, steps, final=None):
     """Search records whose accuracy climbs linearly from 0.1 at step 0 and crosses 0.9 at ``steps``."""
     trials = []
