@@ -508,9 +508,11 @@ def next_explored_size(records: list[dict], batch_sizes: list[int], trial_sample
     first round's last trials still running): the least-tried size, the first in ``batch_sizes``'s order on
     ties. ``running``: trials started and not yet recorded, by batch size.
 
-    A size's time to the target is its fewest samples to the target over its own trials (not reruns) ÷ its
-    batch size × its step time (the median ``step_time_s`` of its trials); a size none of whose trials has
-    reached it is taken at its whole planned run's time, which its time to the target exceeds. A size with no
+    A size's time to the target is its samples to the target ÷ its batch size × its step time (the median
+    ``step_time_s`` of its trials). Its samples are read as ``scaling.best_per_batch`` reads its steps: the
+    least median of its leaders' reruns, else its fewest over its own trials (a lucky first read at a small
+    size would otherwise draw trials there until a rerun corrects it). A size none of whose trials has reached
+    the target is taken at its whole planned run's time, which its time to the target exceeds. A size with no
     timed trial yet is always a candidate.
 
     Why. The recommendation is the size with the least time to the target, at the LR the search found there,
@@ -523,18 +525,28 @@ def next_explored_size(records: list[dict], batch_sizes: list[int], trial_sample
     friedman_mlp (sizes 16-4096, 91 s) the 2-4 after the first round went to 16, 4096, 256 and 64 in that
     order, where 4096 (58 steps a run) never reaches the target and 16 was 2x slower than 64.
     """
+    from .replicate import TOP_K
+
     step_times: dict[int, list[float]] = {}
-    best: dict[int, float] = {}
+    leaders: dict[int, list[dict]] = {}
+    reruns: dict[int, list[float]] = {}  # trial number → its reruns' samples to the target (a miss: the whole run)
     tried = Counter(running)
     for r in records:
         if r.get("rerun_of") is not None:
+            reruns.setdefault(r["rerun_of"], []).append(
+                math.exp(r["objective"]) if r.get("reached_target") else trial_samples)
             continue
         b = r["config"]["batch_size"]
         tried[b] += 1
         if _finite(r.get("step_time_s")):
             step_times.setdefault(b, []).append(r["step_time_s"])
         if r.get("reached_target"):
-            best[b] = min(best.get(b, math.inf), math.exp(r["objective"]))
+            leaders.setdefault(b, []).append(r)
+    best: dict[int, float] = {}  # as scaling.best_per_batch reads a size: its leaders' rerun medians, else its best read
+    for b, trials in leaders.items():
+        trials = sorted(trials, key=lambda t: t["objective"])[:TOP_K]
+        medians = [statistics.median(reruns[t["number"]]) for t in trials if t["number"] in reruns]
+        best[b] = min(medians) if medians else math.exp(trials[0]["objective"])
     if not target_set:
         return min(batch_sizes, key=lambda b: tried[b])
     seconds = {b: min(best.get(b, trial_samples), trial_samples) / b * statistics.median(step_times[b])

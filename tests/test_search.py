@@ -396,15 +396,16 @@ def test_trials_after_the_first_round_go_to_the_sizes_that_can_still_be_fastest_
 
     trial_samples = 64_000
 
-    def trial(batch_size, samples_to_target, step_time_s, rerun_of=None):
+    def trial(batch_size, samples_to_target, step_time_s, rerun_of=None, number=None):
         reached = samples_to_target is not None
         return {"config": {"batch_size": batch_size}, "rerun_of": rerun_of, "step_time_s": step_time_s,
-                "reached_target": reached, "objective": math.log(samples_to_target) if reached else 20.0}
+                "number": number, "reached_target": reached,
+                "objective": math.log(samples_to_target) if reached else 20.0}
 
     # Times to the target: 16: 500 steps × 1 ms = 0.5 s; 64: 200 × 1.5 ms = 0.3 s (the fastest); 256: 100 × 4 ms
     # = 0.4 s; 1024 never reached it, its whole run is 62.5 steps × 20 ms = 1.25 s, over 2x the fastest.
-    first_round = [trial(16, 500 * 16, 0.001), trial(64, 200 * 64, 0.0015), trial(256, 100 * 256, 0.004),
-                   trial(1024, None, 0.02)]
+    first_round = [trial(16, 500 * 16, 0.001, number=0), trial(64, 200 * 64, 0.0015, number=1),
+                   trial(256, 100 * 256, 0.004, number=2), trial(1024, None, 0.02, number=3)]
     sizes = [16, 1024, 256, 64]  # the first round's spread order
 
     def pick(records, running=Counter()):
@@ -413,8 +414,10 @@ def test_trials_after_the_first_round_go_to_the_sizes_that_can_still_be_fastest_
     assert pick(first_round) == 64  # all tried once: the fastest
     assert pick(first_round, Counter({64: 1})) == 256  # then the least tried, the faster first
     assert pick(first_round + [trial(64, 180 * 64, 0.0015), trial(256, 90 * 256, 0.004)]) == 16
-    # A rerun is not the sampler's trial: it neither counts as a try nor sets the size's time.
-    assert pick(first_round + [trial(16, 100 * 16, 0.001, rerun_of=0)]) == 64
+    # A rerun is not the sampler's trial: it does not count as a try, and its leader's time is its reruns' median.
+    assert pick(first_round + [trial(64, 400 * 64, 0.0015, rerun_of=1)]) == 256  # 64's reads: 200, rerun 400
+    assert pick(first_round + [trial(64, s * 64, 0.0015, rerun_of=1) for s in (400, 190, 210)]) == 64
+    assert pick(first_round + [trial(16, 100 * 16, 0.001, rerun_of=0), trial(16, 120 * 16, 0.001, rerun_of=0)]) == 16
     # A size slower than 2x the fastest gets nothing while it is: with 64 at 0.15 s, 256 (0.4 s) and 16 are out.
     faster = first_round + [trial(64, 100 * 64, 0.0015)]
     assert {pick(faster, Counter({64: n})) for n in range(5)} == {64}
