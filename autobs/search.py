@@ -7,7 +7,8 @@ ones early. Public entry: ``run_search``.
 - A search with a target (``stop_at_target``, what ``autobs recommend`` runs): once the target is set, a
   trial ends at its confirmed crossing, the sampler minimises the samples to the target (``objective``),
   a trial that falls behind its batch size's leaders is stopped (``_leader_bound_class``, in ASHA's place),
-  and every other trial reruns a leader with a fresh seed (``replicate.py``).
+  every other trial reruns a leader with a fresh seed (``replicate.py``), and in a stratified search the
+  sampler's trials go to the batch sizes that can still be the fastest (``next_explored_size``).
 - What the sampler is told otherwise: a finished trial's final metric; a diverged trial (NaN/inf loss) the
   metric of the untrained model, a bad result it learns from; an out-of-memory trial fails (Optuna ignores
   failed trials) and the space shrinks below its batch size, so that region is not proposed again; any
@@ -501,12 +502,13 @@ EXPLORE_WITHIN = 2.0  # a size is explored while its best time to the target is 
 
 
 def next_explored_size(records: list[dict], batch_sizes: list[int], trial_samples: int, running: Counter,
-                       target_set: bool) -> int:
+                       target: float | None, higher_is_better: bool) -> int:
     """The batch size of the sampler's next trial in a stratified search with a target, after its first round
-    (a default config at each size). Once the target is set: the least-tried size among those whose best time
-    to the target so far is within ``EXPLORE_WITHIN`` of the fastest size's (ties: the faster). Before (the
-    first round's last trials still running): the least-tried size, the first in ``batch_sizes``'s order on
-    ties. ``running``: trials started and not yet recorded, by batch size.
+    (a default config at each size): the least-tried size among those whose best time to the target so far is
+    within ``EXPLORE_WITHIN`` of the fastest size's (ties: the faster). ``running``: trials started and not yet
+    recorded, by batch size. With ``target`` None (the first round's last trials still running), the target
+    that ``scaling.choose_target`` reads from the trials ended so far stands in for it; with none to read, the
+    least-tried size, the first in ``batch_sizes``'s order on ties.
 
     A size's time to the target is its samples to the target ÷ its batch size × its step time (the median
     ``step_time_s`` of its trials). Its samples are read as ``scaling.best_per_batch`` reads its steps: the
@@ -523,32 +525,47 @@ def next_explored_size(records: list[dict], batch_sizes: list[int], trial_sample
     two sizes' reads, and 2x is 2 of those sd. An LR that is off by one factor at every size (the range tests'
     level) slows every size alike and leaves the order. Before, the trials cycled over every size: on
     friedman_mlp (sizes 16-4096, 91 s) the 2-4 after the first round went to 16, 4096, 256 and 64 in that
-    order, where 4096 (58 steps a run) never reaches the target and 16 was 2x slower than 64.
+    order, where 4096 (58 steps a run) never reaches the target and 16 was 2x slower than 64; and the one
+    started while the first round ended, before the target, went to 16 and ran its whole run (up to 9 s).
     """
     from .replicate import TOP_K
+    from .scaling import choose_target
 
-    step_times: dict[int, list[float]] = {}
-    leaders: dict[int, list[dict]] = {}
-    reruns: dict[int, list[float]] = {}  # trial number → its reruns' samples to the target (a miss: the whole run)
     tried = Counter(running)
     for r in records:
+        if r.get("rerun_of") is None:
+            tried[r["config"]["batch_size"]] += 1
+    scored = [r for r in records if r["status"] in ("completed", "stopped", "diverged") and r["curve"]]
+    if target is None:
+        try:
+            target = choose_target([r for r in scored if r["status"] != "diverged"], higher_is_better)[0]
+        except ConfigError:  # no trial ended yet, or none learned anything
+            return min(batch_sizes, key=lambda b: tried[b])
+    missed = math.log(2.0 * trial_samples)  # ``objective`` scores any miss above this
+
+    def samples(r: dict) -> float | None:
+        """The trial's samples to the target; None for a miss."""
+        value = r["objective"] if "objective" in r else objective(r, target, higher_is_better, trial_samples)
+        return math.exp(value) if value < missed else None
+
+    step_times: dict[int, list[float]] = {}
+    leaders: dict[int, list[tuple[float, dict]]] = {}
+    reruns: dict[int, list[float]] = {}  # trial number → its reruns' samples to the target (a miss: the whole run)
+    for r in scored:
+        read = samples(r)
         if r.get("rerun_of") is not None:
-            reruns.setdefault(r["rerun_of"], []).append(
-                math.exp(r["objective"]) if r.get("reached_target") else trial_samples)
+            reruns.setdefault(r["rerun_of"], []).append(trial_samples if read is None else read)
             continue
         b = r["config"]["batch_size"]
-        tried[b] += 1
         if _finite(r.get("step_time_s")):
             step_times.setdefault(b, []).append(r["step_time_s"])
-        if r.get("reached_target"):
-            leaders.setdefault(b, []).append(r)
+        if read is not None:
+            leaders.setdefault(b, []).append((read, r))
     best: dict[int, float] = {}  # as scaling.best_per_batch reads a size: its leaders' rerun medians, else its best read
-    for b, trials in leaders.items():
-        trials = sorted(trials, key=lambda t: t["objective"])[:TOP_K]
-        medians = [statistics.median(reruns[t["number"]]) for t in trials if t["number"] in reruns]
-        best[b] = min(medians) if medians else math.exp(trials[0]["objective"])
-    if not target_set:
-        return min(batch_sizes, key=lambda b: tried[b])
+    for b, reads in leaders.items():
+        reads = sorted(reads, key=lambda x: x[0])[:TOP_K]
+        medians = [statistics.median(reruns[r["number"]]) for _, r in reads if r["number"] in reruns]
+        best[b] = min(medians) if medians else reads[0][0]
     seconds = {b: min(best.get(b, trial_samples), trial_samples) / b * statistics.median(step_times[b])
                for b in batch_sizes if b in step_times}
     fastest = min(seconds.values(), default=math.inf)
@@ -816,7 +833,8 @@ def _target_search_class():
                 order = [2**k for k in _spread_order([int(math.log2(b)) for b in self._resolved.batch_sizes])]
                 ended = {r["trial_id"] for r in state.records}
                 running = Counter(b for t, b in self._sizes.items() if t not in ended)
-                size = next_explored_size(state.records, order, self._trial_samples, running, state.target is not None)
+                size = next_explored_size(state.records, order, self._trial_samples, running, state.target,
+                                          state.higher_is_better)
                 self._ot_study.enqueue_trial({"log2_batch_size": int(math.log2(size))})
             config = super().suggest(trial_id)
             if isinstance(config, dict):  # the first round's trials too: one still running counts as tried

@@ -396,37 +396,41 @@ def test_trials_after_the_first_round_go_to_the_sizes_that_can_still_be_fastest_
 
     trial_samples = 64_000
 
-    def trial(batch_size, samples_to_target, step_time_s, rerun_of=None, number=None):
-        reached = samples_to_target is not None
+    def trial(batch_size, steps, step_time_s, rerun_of=None, number=None):
+        """A trial whose accuracy climbs linearly from 0.1 and crosses 0.9 at ``steps`` (None: tops out at 0.5)."""
+        top, at = (0.99, steps) if steps else (0.5, 100)
+        curve = [{"steps": k * at // 25, "samples": k * at // 25 * batch_size, "metric": min(top, 0.1 + 0.8 * k / 25)}
+                 for k in range(51)]
         return {"config": {"batch_size": batch_size}, "rerun_of": rerun_of, "step_time_s": step_time_s,
-                "number": number, "reached_target": reached,
-                "objective": math.log(samples_to_target) if reached else 20.0}
+                "number": number, "status": "completed", "curve": curve}
 
     # Times to the target: 16: 500 steps × 1 ms = 0.5 s; 64: 200 × 1.5 ms = 0.3 s (the fastest); 256: 100 × 4 ms
     # = 0.4 s; 1024 never reached it, its whole run is 62.5 steps × 20 ms = 1.25 s, over 2x the fastest.
-    first_round = [trial(16, 500 * 16, 0.001, number=0), trial(64, 200 * 64, 0.0015, number=1),
-                   trial(256, 100 * 256, 0.004, number=2), trial(1024, None, 0.02, number=3)]
+    first_round = [trial(16, 500, 0.001, number=0), trial(64, 200, 0.0015, number=1),
+                   trial(256, 100, 0.004, number=2), trial(1024, None, 0.02, number=3)]
     sizes = [16, 1024, 256, 64]  # the first round's spread order
 
-    def pick(records, running=Counter()):
-        return next_explored_size(records, sizes, trial_samples, running, target_set=True)
+    def pick(records, running=Counter(), target=0.9):
+        return next_explored_size(records, sizes, trial_samples, running, target, higher_is_better=True)
 
     assert pick(first_round) == 64  # all tried once: the fastest
     assert pick(first_round, Counter({64: 1})) == 256  # then the least tried, the faster first
-    assert pick(first_round + [trial(64, 180 * 64, 0.0015), trial(256, 90 * 256, 0.004)]) == 16
+    assert pick(first_round + [trial(64, 180, 0.0015), trial(256, 90, 0.004)]) == 16
     # A rerun is not the sampler's trial: it does not count as a try, and its leader's time is its reruns' median.
-    assert pick(first_round + [trial(64, 400 * 64, 0.0015, rerun_of=1)]) == 256  # 64's reads: 200, rerun 400
-    assert pick(first_round + [trial(64, s * 64, 0.0015, rerun_of=1) for s in (400, 190, 210)]) == 64
-    assert pick(first_round + [trial(16, 100 * 16, 0.001, rerun_of=0), trial(16, 120 * 16, 0.001, rerun_of=0)]) == 16
+    assert pick(first_round + [trial(64, 400, 0.0015, rerun_of=1)]) == 256  # 64's reads: 200, rerun 400
+    assert pick(first_round + [trial(64, s, 0.0015, rerun_of=1) for s in (400, 190, 210)]) == 64
+    assert pick(first_round + [trial(16, 100, 0.001, rerun_of=0), trial(16, 120, 0.001, rerun_of=0)]) == 16
     # A size slower than 2x the fastest gets nothing while it is: with 64 at 0.15 s, 256 (0.4 s) and 16 are out.
-    faster = first_round + [trial(64, 100 * 64, 0.0015)]
+    faster = first_round + [trial(64, 100, 0.0015)]
     assert {pick(faster, Counter({64: n})) for n in range(5)} == {64}
     # The whole run bounds a size that never reached the target: 1024 at 2x its step time is out of reach ...
     assert 1024 not in {pick(first_round, Counter({64: n, 256: n, 16: n})) for n in range(5)}
     # ... and a size not yet timed is always a candidate.
     assert pick(first_round[:3], Counter({64: 1, 256: 1, 16: 1})) == 1024
-    # Before the target is set, the least-tried size in the given order.
-    assert next_explored_size(first_round, sizes, trial_samples, Counter({16: 1}), target_set=False) == 1024
+    # Before the target is set, the one the ended trials give stands in for it (here 0.9455: the order holds) ...
+    assert pick(first_round, Counter({1024: 1}), target=None) == 64
+    # ... and with no trial ended, the least-tried size in the given order.
+    assert pick([], Counter({16: 1}), target=None) == 1024
 
 
 def test_search_with_a_target_chooses_it_after_the_first_round_stops_trials_at_their_crossing_and_reruns_leaders(tmp_path):
