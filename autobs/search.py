@@ -515,7 +515,7 @@ def next_explored_size(records: list[dict], batch_sizes: list[int], trial_sample
     least median of its leaders' reruns, else its fewest over its own trials (a lucky first read at a small
     size would otherwise draw trials there until a rerun corrects it). A size none of whose trials has reached
     the target is taken at its whole planned run's time, which its time to the target exceeds. A size with no
-    timed trial yet is always a candidate.
+    timed trial yet (none ended) is always a candidate, after the timed ones as tried as it.
 
     Why. The recommendation is the size with the least time to the target, at the LR the search found there,
     and the search affords few trials after its first round (at 15% of a grid, 2-8), so they go where the
@@ -570,7 +570,7 @@ def next_explored_size(records: list[dict], batch_sizes: list[int], trial_sample
                for b in batch_sizes if b in step_times}
     fastest = min(seconds.values(), default=math.inf)
     candidates = [b for b in batch_sizes if b not in seconds or seconds[b] <= EXPLORE_WITHIN * fastest]
-    return min(candidates, key=lambda b: (tried[b], seconds.get(b, 0.0)))
+    return min(candidates, key=lambda b: (tried[b], seconds.get(b, math.inf)))  # untimed: explored once, then last
 
 
 def _leader_bound_class():

@@ -427,6 +427,7 @@ def test_trials_after_the_first_round_go_to_the_sizes_that_can_still_be_fastest_
     assert 1024 not in {pick(first_round, Counter({64: n, 256: n, 16: n})) for n in range(5)}
     # ... and a size not yet timed is always a candidate.
     assert pick(first_round[:3], Counter({64: 1, 256: 1, 16: 1})) == 1024
+    assert pick(first_round[:3], Counter({1024: 1})) == 64  # but its first trial still running is no reason for another
     # Before the target is set, the one the ended trials give stands in for it (here 0.9455: the order holds) ...
     assert pick(first_round, Counter({1024: 1}), target=None) == 64
     # ... and with no trial ended, the least-tried size in the given order.
