@@ -554,7 +554,8 @@ def next_explored_size(records: list[dict], batch_sizes: list[int], trial_sample
     for r in scored:
         read = samples(r)
         if r.get("rerun_of") is not None:
-            reruns.setdefault(r["rerun_of"], []).append(trial_samples if read is None else read)
+            if r["status"] != "stopped":  # cut by the time budget: not a measurement (replicate.split_reruns)
+                reruns.setdefault(r["rerun_of"], []).append(trial_samples if read is None else read)
             continue
         b = r["config"]["batch_size"]
         if _finite(r.get("step_time_s")):
