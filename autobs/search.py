@@ -223,18 +223,44 @@ class _TargetState:
     may pickle the searcher that holds it."""
 
     def __init__(self, target: float | None, first_round: int, records: list[dict], higher_is_better: bool,
-                 deadline: float):
+                 deadline: float, per_size: bool = False):
         self.target, self.first_round = target, first_round
         self.records, self.higher_is_better, self.deadline = records, higher_is_better, deadline  # for the reruns
-        self.objectives: dict[str, float] = {}  # Ray trial id → the objective told to the sampler
+        self.objectives: dict[str, float] = {}  # Ray trial id → the value told to the sampler (``sampler_value``)
+        self.per_size = per_size  # the searcher fixes each trial's batch size (a stratified search)
+        self.baselines: dict[int, float] = {}  # batch size → the objective of its first scored trial (``sampler_value``)
         # batch size → the samples each of its trials (not reruns) took to reach the target, fewest first: the
         # leader bound reads it at every evaluation of every trial, so it is kept as trials end, not re-derived
         self.crossings: dict[int, list[float]] = {}
         self.crossed: set[str] = set()  # Ray trial ids the leader bound ended at their confirmed crossing
 
+    def sampler_value(self, record: dict) -> float:
+        """What the sampler is told of a scored trial: its ``objective``, or, where the searcher and not the
+        sampler fixes each trial's batch size (``per_size``: a stratified search), its objective less that of
+        the first trial recorded at its batch size with one (the first round's default config there).
+
+        Why. TPE splits the trials it has into the best few (a tenth, at least one: Optuna's ``default_gamma``)
+        and the rest by this value, and proposes what the best have and the rest lack. Told the samples to the
+        target alone, its best are the smallest batch sizes' trials whatever their LR, warmup and schedule,
+        since a small batch needs fewer samples (McCandlish et al. 2018, eq. 2.11): on friedman_mlp (e742862,
+        seed 0) batch 16's default config took 8,600 samples, and a tuned trial at batch 256 that reached the
+        target sooner in time took 21,000, so the best two were the default config (at batches 16 and 32) and
+        the sampler kept proposing LRs near it. Where it does not choose the size, the size's part of the value
+        is noise to it; relative to the default at the same size, a trial reads as what its config gained there,
+        which is what it does choose. The LR is a factor of the range test's lr(B), so a factor that helps at
+        one size is expected to help at its neighbours."""
+        if not self.per_size:
+            return record["objective"]
+        b = record["config"]["batch_size"]
+        if b not in self.baselines:  # kept once found: a value told never changes
+            self.baselines[b] = next(r["objective"] for r in self.records if r["config"]["batch_size"] == b
+                                     and r.get("rerun_of") is None and "objective" in r)
+        return record["objective"] - self.baselines[b]
+
 
 def objective(record: dict, target: float, higher_is_better: bool, trial_samples: int) -> float:
-    """What the sampler minimises in a search with a target: log of the samples a trial took to reach it
+    """A trial's score in a search with a target (the sampler minimises it, relative to its batch size's
+    default in a stratified search: ``_TargetState.sampler_value``): log of the samples a trial took to reach it
     (read off the curve's monotone fit, ``steps_to_target``; at least one step's). Samples, not steps, so
     batch sizes compete on the data they use (DESIGN, stage 4); at one batch size it ranks configs as their
     steps and their time to the target do, which is what the recommendation is made of. A trial that did not
@@ -390,13 +416,16 @@ class _Recorder:
                           "once they have reached it", file=sys.stderr, flush=True)
         if state.target is None:
             return
-        for r in self.records:
-            if "objective" not in r and r["status"] in ("completed", "stopped", "diverged") and r["curve"]:
-                r["objective"] = objective(r, state.target, self.higher_is_better, self.header["trial_samples"])
-                r["reached_target"] = r["objective"] < math.log(2.0 * self.header["trial_samples"])  # a miss scores more
-                state.objectives[r["trial_id"]] = r["objective"]
-                if r["reached_target"] and r.get("rerun_of") is None:
-                    bisect.insort(state.crossings.setdefault(r["config"]["batch_size"], []), math.exp(r["objective"]))
+        scored = [r for r in self.records
+                  if "objective" not in r and r["status"] in ("completed", "stopped", "diverged") and r["curve"]]
+        for r in scored:
+            r["objective"] = objective(r, state.target, self.higher_is_better, self.header["trial_samples"])
+            r["reached_target"] = r["objective"] < math.log(2.0 * self.header["trial_samples"])  # a miss scores more
+            if r["reached_target"] and r.get("rerun_of") is None:
+                bisect.insort(state.crossings.setdefault(r["config"]["batch_size"], []), math.exp(r["objective"]))
+        for r in scored:  # once all are scored: a size's baseline is its first record's, in the records' order
+            if r.get("rerun_of") is None:  # the sampler is not told of reruns
+                state.objectives[r["trial_id"]] = state.sampler_value(r)
 
     def save(self, force: bool = True) -> None:
         """Rewrite trials.json whole. As trials end (``force`` false) it is rewritten only once the time since the
@@ -732,17 +761,17 @@ def _token_auth_enabled() -> bool:
     return is_token_auth_enabled()
 
 
-def _add_recorded(study, records: list[dict], by_objective: bool) -> None:
-    """Tell a fresh study every recorded trial, so a resumed sampler knows what was already tried: its
-    ``objective`` in a search with a target (``by_objective``; a trial not yet scored is left out), else its
-    final metric."""
+def _add_recorded(study, records: list[dict], target: _TargetState | None) -> None:
+    """Tell a fresh study every recorded trial, so a resumed sampler knows what was already tried: in a
+    search with a target, what it was told of the trial then (``_TargetState.sampler_value``; a trial not yet
+    scored is left out), else its final metric."""
     import optuna
     from optuna.distributions import json_to_distribution
 
     for r in records:
-        if not r.get("params") or (by_objective and r["status"] not in ("oom", "failed", "hung") and "objective" not in r):
+        if not r.get("params") or (target is not None and r["status"] not in ("oom", "failed", "hung") and "objective" not in r):
             continue
-        value = r.get("objective") if by_objective else r["val_metric"]
+        value = r["val_metric"] if target is None else (target.sampler_value(r) if "objective" in r else None)
         failed = r["status"] in ("oom", "failed", "hung") or not _finite(value)
         study.add_trial(optuna.trial.create_trial(
             state=optuna.trial.TrialState.FAIL if failed else optuna.trial.TrialState.COMPLETE,
@@ -776,7 +805,8 @@ class _DefineByRun:
 def _target_search_class():
     """Ray's ``OptunaSearch`` for a search with a target.
 
-    - The sampler is told each trial's ``objective`` (samples to the target) instead of its last metric. A
+    - The sampler is told each trial's ``objective`` (samples to the target; in a stratified search, relative
+      to the default config at its batch size: ``_TargetState.sampler_value``) instead of its last metric. A
       trial's objective is known only once the target is (the recorder chooses it after the first round) and
       the recorder has the trial's whole curve (Ray calls the searcher before the callbacks when a trial
       ends), so finished trials wait here and are told before the next proposal.
@@ -998,7 +1028,7 @@ def run_search(
     if stop_at_target:
         target_state = _TargetState(header["target"], len(order) if stratify else concurrent, records,
                                     task.higher_is_better,
-                                    deadline=math.inf if budget_s is None else entered + budget_s)
+                                    deadline=math.inf if budget_s is None else entered + budget_s, per_size=stratify)
     recorder = _Recorder(path, header, records, resolved, {}, progress, trials, trial_timeout_s, target_state,
                          task.higher_is_better)  # on a resume, scores the recorded trials once the target is known
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -1006,7 +1036,7 @@ def run_search(
     search_mode = "min" if stop_at_target else mode  # the objective is samples to the target: fewer is better
     study = optuna.create_study(storage=storage, study_name="autobs",
                                 direction="maximize" if search_mode == "max" else "minimize")
-    _add_recorded(study, records, by_objective=stop_at_target)
+    _add_recorded(study, records, target_state)
     queued = list(first_params or [])[len(records):]
     if stratify:  # the first round: a default config at every size (ResolvedSpace.baseline_params says why)
         queued += [resolved.baseline_params(order[i]) if i < len(order) else {"log2_batch_size": order[i % len(order)]}

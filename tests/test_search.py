@@ -585,3 +585,42 @@ def test_a_trial_started_before_the_target_was_set_ends_at_its_confirmed_crossin
     recorder.result(whole, final)
     recorder.end(whole)
     assert records[1]["status"] == "completed" and not records[1].get("stopped_at_target")
+
+
+def test_in_a_stratified_search_the_sampler_ranks_a_trial_by_its_gain_over_its_sizes_default(tmp_path):
+    import optuna
+
+    from autobs.search import _add_recorded, _Recorder, _TargetState
+
+    from .test_scaling import _trials
+
+    # The first round's defaults at batch 16 (500 steps: 8,000 samples) and 256 (160 steps: 40,960 samples), then
+    # a tuned trial at 256 that halves its default's steps (20,480 samples): 2.5x the default at 16 in samples,
+    # but what its config gained is what the sampler, which does not choose the size, should learn from.
+    trials = _trials([16, 256, 256], [500, 160, 80])
+    for i, t in enumerate(trials):
+        t.update(trial_id=str(i), params={"lr_factor": [1.4, 1.4, 5.0][i]},
+                 distributions={"lr_factor": optuna.distributions.distribution_to_json(
+                     optuna.distributions.FloatDistribution(0.2, 10, log=True))})
+
+    def told(per_size: bool, resumed: bool = False) -> dict[str, float]:
+        records = [dict(t) for t in trials]
+        state = _TargetState(0.9, first_round=2, records=records if resumed else [], higher_is_better=True,
+                             deadline=math.inf, per_size=per_size)
+        recorder = _Recorder(tmp_path / "trials.json", {"metric": "accuracy", "trial_samples": 10**6},
+                             state.records, space=None, sampler_info={}, progress=False, total=0, target=state)
+        if not resumed:
+            for r in records:  # as the trials end
+                state.records.append(r)
+                recorder._update_target()
+            return state.objectives
+        study = optuna.create_study()
+        _add_recorded(study, records, _TargetState(0.9, 2, records, True, math.inf, per_size=per_size))
+        return {str(i): t.value for i, t in enumerate(study.trials)}
+
+    plain, relative = told(per_size=False), told(per_size=True)
+    assert min(plain, key=plain.get) == "0"  # by samples alone the default at 16 is the best trial
+    assert min(relative, key=relative.get) == "2"  # by its gain over 256's default, the tuned trial is
+    assert relative["0"] == relative["1"] == 0.0
+    assert relative["2"] == pytest.approx(math.log(0.5), abs=0.02)
+    assert told(per_size=True, resumed=True) == pytest.approx(relative)  # a resumed sampler is told the same
