@@ -376,7 +376,8 @@ def tune(
             result = run_search(
                 task, search_space, out=out, trials=None, budget_s=search_s, max_batch_size=max_batch_size,
                 lr_at=lr_anchor, sampler=sampler, seed=seed, device=device, ray_address=ray_address,
-                resume=(out / TRIALS_FILE).exists(), stratify=True, stop_at_target=True, target=target,
+                resume=(out / TRIALS_FILE).exists(), stratify=True, step_time_at=step_time.at, stop_at_target=True,
+                target=target,
                 trial_timeout_s=trial_timeout_s, progress=progress, resume_command=resume_command,
             )
             trials = result.trials

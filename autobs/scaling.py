@@ -364,6 +364,12 @@ def best_metric(curve: list[dict], higher_is_better: bool) -> float:
     return max(values) if higher_is_better else min(values)
 
 
+def target_rank(sizes: int) -> int:
+    """How many of ``sizes`` batch sizes must reach the target rule's level (``choose_target``): half, at
+    least 2, at most all."""
+    return min(sizes, max(2, math.ceil(sizes / 2)))
+
+
 def choose_target(trials: list[dict], higher_is_better: bool) -> tuple[float, str]:
     """The metric value steps-to-target is read at, by a rule that holds for any task and metric.
 
@@ -394,7 +400,7 @@ def choose_target(trials: list[dict], higher_is_better: bool) -> tuple[float, st
         raise ConfigError("no trial has a measured validation curve, so no target can be chosen (see the "
                           "trial statuses: every trial diverged or failed).")
     ranked = sorted(per_batch.values(), reverse=higher_is_better)
-    k = min(len(ranked), max(2, math.ceil(len(ranked) / 2)))
+    k = target_rank(len(ranked))
     q = ranked[k - 1]
     start = float(np.median(untrained)) if untrained else q
     target = q + TARGET_SLACK * (start - q)

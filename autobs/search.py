@@ -223,8 +223,11 @@ class _TargetState:
     may pickle the searcher that holds it."""
 
     def __init__(self, target: float | None, first_round: int, records: list[dict], higher_is_better: bool,
-                 deadline: float, per_size: bool = False):
+                 deadline: float, per_size: bool = False, horizon: dict[int, int] | None = None,
+                 horizon_s: float | None = None):
         self.target, self.first_round = target, first_round
+        self.horizon = horizon or {}  # batch size → the samples a trial there runs before the target is set
+        self.horizon_s = horizon_s  # the time those samples take at every size (``first_round_horizon``)
         self.records, self.higher_is_better, self.deadline = records, higher_is_better, deadline  # for the reruns
         self.objectives: dict[str, float] = {}  # Ray trial id → the value told to the sampler (``sampler_value``)
         self.per_size = per_size  # the searcher fixes each trial's batch size (a stratified search)
@@ -402,14 +405,19 @@ class _Recorder:
             ended = {r["number"] for r in self.records}
             usable = [r for r in self.records if r["status"] in ("completed", "stopped") and r["curve"]]
             if usable and all(n in ended for n in range(state.first_round)):
-                from .scaling import choose_target
+                from .scaling import choose_target, target_rank
 
                 try:
                     state.target, rule = choose_target(usable, self.higher_is_better)
                 except ConfigError as exc:  # in a Ray callback: the stopper ends the search, run_search raises it
                     self.fatal = str(exc)
                     return
-                rule = f"{rule}, over the search's first round (a default config at each batch size)"
+                rule = f"{rule}, over the search's first round (a default config at each batch size"
+                if state.horizon_s is not None:
+                    rule += (f", each run at most as long as {target_rank(len(state.horizon))} of the "
+                             f"{len(state.horizon)} sizes' whole runs take: {state.horizon_s:.3g} s at the probe's "
+                             "step times")
+                rule += ")"
                 self.header.update(target=state.target, target_rule=rule)
                 if self.progress:
                     print(f"target: {self.header['metric']} {state.target:.4g} ({rule}); later trials stop "
@@ -527,6 +535,27 @@ def _per_batch_asha_class():
     return PerBatchASHA
 
 
+def first_round_horizon(batch_sizes: list[int], trial_samples: int, step_time_at) -> tuple[dict[int, int], float]:
+    """How far each batch size's trial runs before the target is set: ``(samples by batch size, horizon_s)``.
+    ``horizon_s`` is the time the ``scaling.target_rank``-th quickest whole run takes (``step_time_at(B)``:
+    seconds per optimizer step, the memory probe's throughput model that the recommendation's times use);
+    each size runs ``horizon_s`` of its steps, its whole run at most.
+
+    Why it loses nothing. The target rule (``scaling.choose_target``) takes the level that k of the sizes
+    reached, k = ``target_rank``; at least k sizes ran their whole run or the horizon, so at least k reach
+    the target within ``horizon_s``, and the recommendation, the size that reaches it soonest, does too. A
+    size that has not reached it in ``horizon_s`` of its own steps is slower than they are, so the rest of
+    its run cannot change the answer. What it saves: the smallest sizes' runs take the most steps and the
+    longest time, and their crossing comes early (friedman_mlp, 26a3929: batch 16's default config ran
+    34-52 s of a 74-78 s search and crossed the target 7% into its 15,000 steps), so the first round took
+    all but a few trials of the budget."""
+    from .scaling import target_rank
+
+    seconds = {b: math.ceil(trial_samples / b) * step_time_at(b) for b in batch_sizes}
+    horizon_s = sorted(seconds.values())[target_rank(len(seconds)) - 1]
+    return {b: min(trial_samples, math.ceil(horizon_s / step_time_at(b)) * b) for b in batch_sizes}, horizon_s
+
+
 EXPLORE_WITHIN = 2.0  # a size is explored while its best time to the target is within this factor of the fastest
 
 
@@ -616,8 +645,9 @@ def _leader_bound_class():
     so the fit never uses it, and the sampler learns enough from its shortfall. Where the size has fewer
     crossings, the bound is twice its one crossing: one config's steps-to-target scatter by about 25% between
     seeds (log sd; digits, batch 16: 149 and 242 steps), so a config as good as that one crosses within 2x
-    with high probability. Reruns are never stopped (they are measurements), nor any trial before the target
-    is set, nor one whose latest evaluation is at or past the target (it is confirming its crossing).
+    with high probability. Reruns are never stopped (they are measurements), nor one whose latest evaluation
+    is at or past the target (it is confirming its crossing). Before the target is set, a trial is stopped
+    only past its batch size's horizon, where the search has one (``first_round_horizon``).
 
     It also ends, at its confirmed crossing, a trial that started before the target was set: such a trial
     does not know the target (``stop_target`` is given at its start), so it would run whole, and the rest of
@@ -649,6 +679,10 @@ def _leader_bound_class():
             state = self.target
             if trial.config.get("stop_target") is None and result.get("steps", 0) > 0:
                 self.recent.setdefault(trial.trial_id, deque(maxlen=CONFIRM_EVALS)).append(result.get("val_metric"))
+            horizon = state.horizon.get(trial.config["batch_size"])
+            if (state.target is None and horizon is not None and trial.config.get("rerun_of") is None
+                    and not result.get("final") and result.get("samples", 0) >= horizon):
+                return TrialScheduler.STOP  # before the target: no size runs past the horizon (first_round_horizon)
             if (state.target is None or trial.config.get("rerun_of") is not None or "samples" not in result
                     or result.get("final")):
                 return TrialScheduler.CONTINUE  # the final report: the trial ran whole, there is nothing to stop
@@ -898,6 +932,7 @@ def run_search(
     trial_timeout_s: float = TRIAL_TIMEOUT_S,
     first_params: list[dict] | None = None,
     stratify: bool = False,
+    step_time_at=None,
     asha: bool = True,
     stop_at_target: bool = False,
     target: float | None = None,
@@ -947,6 +982,9 @@ def run_search(
             and the search ran 28-42 trials where it ran 23-27. The target is saved in ``trials.json``
             (``target``, ``target_rule``) and in ``SearchResult``.
         target: the metric value to reach (with ``stop_at_target``); default the rule above.
+        step_time_at: seconds per optimizer step at a batch size (the memory probe's model). With it, a
+            stratified search that chooses its own target runs each first-round trial only as far as
+            ``first_round_horizon`` says instead of whole.
 
     Raises:
         SearchError: a resume that does not match the record, or too many failures in a row.
@@ -1026,9 +1064,13 @@ def run_search(
     order = _spread_order([int(math.log2(b)) for b in resolved.batch_sizes]) if stratify else []
     target_state = None
     if stop_at_target:
+        horizon, horizon_s = {}, None
+        if stratify and header["target"] is None and step_time_at is not None:
+            horizon, horizon_s = first_round_horizon(resolved.batch_sizes, trial_samples, step_time_at)
         target_state = _TargetState(header["target"], len(order) if stratify else concurrent, records,
                                     task.higher_is_better,
-                                    deadline=math.inf if budget_s is None else entered + budget_s, per_size=stratify)
+                                    deadline=math.inf if budget_s is None else entered + budget_s, per_size=stratify,
+                                    horizon=horizon, horizon_s=horizon_s)
     recorder = _Recorder(path, header, records, resolved, {}, progress, trials, trial_timeout_s, target_state,
                          task.higher_is_better)  # on a resume, scores the recorded trials once the target is known
     optuna.logging.set_verbosity(optuna.logging.WARNING)

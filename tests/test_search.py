@@ -440,17 +440,21 @@ def test_search_with_a_target_chooses_it_after_the_first_round_stops_trials_at_t
 
     task = autobs.load_task(write(tmp_path, "linear.py", "import torch\nmetric = 'accuracy'\n"
                                   "def model():\n    return torch.nn.Linear(4, 2)\n" + TASK_DATA))
-    space = load_space(write(tmp_path, "space.yaml", SMALL_SPACE.replace("low: 16, high: 128", "low: 16, high: 32")))
+    space = load_space(write(tmp_path, "space.yaml", SMALL_SPACE.replace("low: 16, high: 128", "low: 16, high: 64")))
     trial_samples = 8000  # 10 epochs: a linear model of this data is at its best within one or two
-    result = run_search(task, space, out=tmp_path, trials=8, trial_samples=trial_samples, stratify=True,
-                        stop_at_target=True, progress=False)
+    # Every step takes as long at every size: 64's whole run (125 steps) and 32's (250) are the two quickest of
+    # three, the target rule's 2, so batch 16 runs 250 steps (4000 samples) of its 500 before the target is set.
+    result = run_search(task, space, out=tmp_path, trials=9, trial_samples=trial_samples, stratify=True,
+                        stop_at_target=True, step_time_at=lambda b: 0.01, progress=False)
     by_number = {t["number"]: t for t in result.trials}
-    first_round = [by_number[0], by_number[1]]  # the default config at 16 and at 32
-    assert all(t["samples"] == trial_samples for t in first_round)  # run whole: the target comes from them
+    first_round = {by_number[n]["config"]["batch_size"]: by_number[n] for n in range(3)}  # the default config at each
+    assert first_round[32]["samples"] == first_round[64]["samples"] == trial_samples  # run whole
+    assert 4000 <= first_round[16]["samples"] < trial_samples and first_round[16]["status"] == "stopped"  # the horizon
+    first_round = list(first_round.values())  # the target comes from them
     assert result.target == pytest.approx(choose_target(first_round, higher_is_better=True)[0])
-    assert "first round" in result.target_rule
+    assert "first round" in result.target_rule and "2.5 s at the probe's step times" in result.target_rule
     stopped = [t for t in result.trials if t.get("stopped_at_target")]
-    assert stopped and all(t["number"] >= 2 and t["samples"] < trial_samples for t in stopped)
+    assert stopped and all(t["number"] >= 3 and t["samples"] < trial_samples for t in stopped)
     for t in stopped:  # stopped once the crossing was confirmed, not before
         assert all(p["metric"] >= result.target for p in t["curve"][-CONFIRM_EVALS:])
     # Leaders were run again, with their own config and a fresh seed, and no rerun was stopped short.
@@ -522,8 +526,12 @@ def test_leader_bound_stops_a_trial_only_once_it_cannot_be_a_leader(tmp_path):
     def decide(t, samples, metric=0.5):
         return scheduler.on_trial_result(None, t, {"samples": samples, "val_metric": metric})
 
-    assert decide(trial, 7000) == go  # no target yet: the first round runs whole
-    state.target = 0.9
+    assert decide(trial, 7000) == go  # no target yet: the first round runs whole, with no horizon
+    state.horizon = {32: 6000}  # ... or up to its size's horizon (first_round_horizon)
+    assert decide(trial, 6000) == stop and decide(trial, 5000) == go
+    assert decide(SimpleNamespace(trial_id="r", config={"batch_size": 32, "rerun_of": 0, "stop_target": None}),
+                  6000) == go  # a rerun: never stopped
+    state.target = 0.9  # once the target is set, the horizon is past
     end(first)
     end(rerun)  # a rerun is a measurement of its trial, no leader of its own
     assert decide(trial, 7000) == stop  # past twice the one crossing at its size, still short of the target
@@ -624,3 +632,18 @@ def test_in_a_stratified_search_the_sampler_ranks_a_trial_by_its_gain_over_its_s
     assert relative["0"] == relative["1"] == 0.0
     assert relative["2"] == pytest.approx(math.log(0.5), abs=0.02)
     assert told(per_size=True, resumed=True) == pytest.approx(relative)  # a resumed sampler is told the same
+
+
+def test_the_first_round_runs_each_size_as_long_as_the_target_rules_quickest_whole_runs_take():
+    from autobs.scaling import target_rank
+    from autobs.search import first_round_horizon
+
+    sizes = [16, 32, 64, 128, 256, 512]
+    step_time = {16: 0.002, 32: 0.0025, 64: 0.003, 128: 0.004, 256: 0.006, 512: 0.01}  # a CPU's: saturating
+    samples = 2**15
+    horizon, horizon_s = first_round_horizon(sizes, samples, step_time.get)
+    whole_s = {b: samples // b * step_time[b] for b in sizes}  # 4.1, 2.56, 1.54, 1.02, 0.77, 0.64 s
+    assert target_rank(len(sizes)) == 3 and horizon_s == pytest.approx(whole_s[128])
+    assert {b for b in sizes if horizon[b] == samples} == {128, 256, 512}  # the 3 quickest run whole
+    for b in (16, 32, 64):  # the rest run as long as those take: 1.02 s of their steps, not the whole run
+        assert horizon[b] < samples and horizon[b] / b * step_time[b] == pytest.approx(horizon_s, rel=0.01)
