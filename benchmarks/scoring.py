@@ -198,10 +198,25 @@ def score_config(task, config: Mapping, oracle: Mapping) -> tuple[float, float]:
     The step time is the oracle's, measured alone in one process; at a batch size the grid did not run, it
     is interpolated from the grid's step times (``StepTimeModel``: log-log between sizes, linear above).
     """
-    runs = [grid_run(task, oracle, config, seed) for seed in SEEDS]
-    steps = config_steps_to_target(runs, oracle["target"], oracle["higher_is_better"])
+    return score_runs(task.name, [grid_run(task, oracle, config, seed) for seed in SEEDS], oracle)
+
+
+def score_runs(task_name: str, runs: list[RunRecord], oracle: Mapping, target: float | None = None) -> tuple[float, float]:
+    """(steps-to-target, regret) of one config's ``runs`` (``grid_run`` with ``SEEDS``), at ``target``: the
+    oracle's by default; another (a tuner's own) against the oracle's best re-read at it from the grid's runs
+    (``summarize`` over them, as ``benchmarks/oracle.py`` reads its own target)."""
     times = _grid_step_times(oracle)
-    return steps, regret(time_to_target(steps, times.at(config["batch_size"])), oracle["best"]["time_to_target_s"])
+    if target is None:
+        target, best_s = oracle["target"], oracle["best"]["time_to_target_s"]
+    else:
+        from benchmarks.oracle import read_runs  # oracle.py imports this module
+
+        records = [RunRecord.from_dict(r) for r in read_runs(ORACLE_DIR / task_name / "runs.jsonl")]
+        best = summarize(records, {int(b): t for b, t in oracle["step_time_s"].items()}, target,
+                         oracle["higher_is_better"]).best
+        best_s = best.time_to_target_s if best else math.inf
+    steps = config_steps_to_target(runs, target, oracle["higher_is_better"])
+    return steps, regret(time_to_target(steps, times.at(runs[0].batch_size)), best_s)
 
 
 def _grid_step_times(oracle: Mapping) -> StepTimeModel:
