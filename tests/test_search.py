@@ -647,3 +647,44 @@ def test_the_first_round_runs_each_size_as_long_as_the_target_rules_quickest_who
     assert {b for b in sizes if horizon[b] == samples} == {128, 256, 512}  # the 3 quickest run whole
     for b in (16, 32, 64):  # the rest run as long as those take: 1.02 s of their steps, not the whole run
         assert horizon[b] < samples and horizon[b] / b * step_time[b] == pytest.approx(horizon_s, rel=0.01)
+
+
+def test_lr_is_bracketed_once_a_lower_and_a_higher_factor_read_worse_or_the_best_is_at_a_bound():
+    from autobs.search import lr_bracketed
+
+    assert not lr_bracketed([], 0.2, 10)
+    assert not lr_bracketed([(1.4, 0.0), (5.0, -0.4)], 0.2, 10)  # better above the default: nothing worse above yet
+    assert lr_bracketed([(1.4, 0.0), (5.0, -0.4), (8.0, -0.1)], 0.2, 10)
+    assert lr_bracketed([(1.4, 0.0), (9.0, -0.4)], 0.2, 10)  # the best near the top: the sampler cannot go past it
+    assert not lr_bracketed([(1.4, 0.0), (0.5, 0.3)], 0.2, 10)  # the default best, nothing tried above it
+
+
+def test_the_sampler_searches_the_lr_alone_at_the_default_warmup_and_schedule_until_it_is_bracketed(tmp_path):
+    from autobs.search import _Recorder, _TargetState, fixed_params
+
+    from .test_scaling import _trials
+
+    space = load_space("adamw").resolve(max_batch_size=256, n_train=10**4, lr_at=lambda b: 1e-3)
+    default = space.baseline_params(8)
+    records: list[dict] = []
+    state = _TargetState(0.9, first_round=2, records=records, higher_is_better=True, deadline=math.inf, per_size=True)
+    recorder = _Recorder(tmp_path / "trials.json", {"metric": "accuracy", "trial_samples": 10**6}, records,
+                         space=space, sampler_info={}, progress=False, total=0, target=state)
+
+    def end(batch_size, steps, factor, **other):
+        t = _trials([batch_size], [steps])[0]
+        params = {**space.baseline_params(int(math.log2(batch_size))), "lr_factor": factor, **other}
+        records.append({**t, "number": len(records), "trial_id": str(len(records)), "params": params})
+        recorder._update_target()
+
+    rest = {k: v for k, v in default.items() if k not in ("log2_batch_size", "lr_factor")}
+    assert rest and "schedule" in rest  # the default's warmup and schedule
+    assert fixed_params(state, space, 8) == {"log2_batch_size": 8, **rest}  # no value yet: the LR alone
+    end(16, 500, default["lr_factor"])  # the first round's defaults
+    end(256, 160, default["lr_factor"])
+    end(256, 80, 5.0)  # 5x the range test's LR halves 256's steps: better, and nothing worse above it yet
+    assert fixed_params(state, space, 4) == {"log2_batch_size": 4, **rest}
+    end(256, 200, 3.0, schedule="constant")  # another schedule: not a point of the LR's line search
+    assert fixed_params(state, space, 4) == {"log2_batch_size": 4, **rest}
+    end(16, 600, 8.0)  # 8x reads worse at 16 than 16's default: the best factor, 5, is bracketed
+    assert fixed_params(state, space, 4) == {"log2_batch_size": 4}  # the sampler proposes everything else too
