@@ -559,47 +559,6 @@ def first_round_horizon(batch_sizes: list[int], trial_samples: int, step_time_at
     return {b: min(trial_samples, math.ceil(horizon_s / step_time_at(b)) * b) for b in batch_sizes}, horizon_s
 
 
-BOUND_MARGIN = 1.25  # an LR factor this close to its range's bound has no room beyond it to be bracketed from
-
-
-def lr_bracketed(points: list[tuple[float, float]], low: float, high: float) -> bool:
-    """Whether the best LR factor among ``points`` (``(lr_factor, value told to the sampler)`` of the trials run
-    at the default warmup and schedule, ``ResolvedSpace.baseline_params``) is bracketed: a trial with a lower
-    factor and one with a higher factor read worse, or the best lies within ``BOUND_MARGIN`` of the range's
-    bound (``low``, ``high``) on a side with none (the sampler cannot go past the bound).
-
-    Why. The search's sampler proposes only the LR factor, at the default warmup and schedule, until the LR is
-    bracketed; then all of them. The LR moves time to the target the most (Bengio 2012, sec. 3.1.1: "the
-    single most important hyper-parameter"; Godbole et al. 2023, the deep learning tuning playbook, tune it
-    first), and the search affords few of the sampler's trials after its first round (about 8 on friedman_mlp
-    at 15% of its grid): drawn with the rest, a good LR came with a random warmup and schedule that undid it.
-    Measured (bca5fc9, friedman seed 4): 7 of the sampler's 8 trials after the first round drew 16-25% warmup
-    (TPE copying its one best trial), and 4 of those read worse than their size's default config. A bracket
-    is the line search's stopping test (a minimum lies between two worse points); the values are relative to
-    each size's default (``_TargetState.sampler_value``), so trials at different sizes bracket together."""
-    if not points:
-        return False
-    best_factor, best_value = min(points, key=lambda p: p[1])
-    below = any(f < best_factor and v > best_value for f, v in points) or best_factor <= low * BOUND_MARGIN
-    above = any(f > best_factor and v > best_value for f, v in points) or best_factor >= high / BOUND_MARGIN
-    return below and above
-
-
-def fixed_params(target: _TargetState, resolved: ResolvedSpace, log2_batch_size: int) -> dict:
-    """The sampler parameters a stratified search fixes for the sampler's next trial, at batch size
-    ``2**log2_batch_size``: the size, and the default warmup and schedule (``ResolvedSpace.baseline_params``)
-    while the LR factor is not bracketed (``lr_bracketed``; before the target is set no trial has a value to
-    bracket with, so it is not)."""
-    default = resolved.baseline_params(log2_batch_size)
-    rest = {k: v for k, v in default.items() if k not in ("log2_batch_size", "lr_factor")}
-    points = [(r["params"]["lr_factor"], target.sampler_value(r)) for r in target.records
-              if r.get("rerun_of") is None and "objective" in r and "lr_factor" in (r.get("params") or {})
-              and {k: r["params"].get(k) for k in rest} == rest]
-    if lr_bracketed(points, resolved.space.lr.low, resolved.space.lr.high):
-        return {"log2_batch_size": log2_batch_size}
-    return {"log2_batch_size": log2_batch_size, **rest}
-
-
 EXPLORE_WITHIN = 2.0  # a size is explored while its best time to the target is within this factor of the fastest
 
 
@@ -893,8 +852,7 @@ def _target_search_class():
       more than once (``replicate.py`` says why), and the sampler needs new configs; with no way to tell
       which pays more, they share the trials equally. A rerun is not the sampler's: it is not told of it.
     - In a stratified search (``resolved`` given), once the first round's queue is used up, each of the
-      sampler's trials has its batch size fixed first (``next_explored_size``), and its warmup and schedule
-      the default's until the LR factor is bracketed (``lr_bracketed``); the sampler proposes the rest.
+      sampler's trials has its batch size fixed first (``next_explored_size``); the sampler proposes the rest.
     """
     from optuna.trial import TrialState
     from ray.tune.search.optuna import OptunaSearch
@@ -945,7 +903,7 @@ def _target_search_class():
                 running = Counter(b for t, b in self._sizes.items() if t not in ended)
                 size = next_explored_size(state.records, order, self._trial_samples, running, state.target,
                                           state.higher_is_better)
-                self._ot_study.enqueue_trial(fixed_params(self._target, self._resolved, int(math.log2(size))))
+                self._ot_study.enqueue_trial({"log2_batch_size": int(math.log2(size))})
             config = super().suggest(trial_id)
             if isinstance(config, dict):  # the first round's trials too: one still running counts as tried
                 self._sizes[trial_id] = config["batch_size"]
