@@ -979,7 +979,7 @@ def run_search(
             rerun the leaders with fresh seeds in every other trial (``_target_search_class``). The target is
             ``target`` when given, else ``scaling.choose_target``'s rule over the first round (with
             ``stratify``, the default config at each batch size; else the first trials run at once), whose
-            trials run their whole length. Why: the recommendation is made of steps to the target, which a
+            trials run their whole length (with ``step_time_at``, up to ``first_round_horizon``). Why: the recommendation is made of steps to the target, which a
             trial yields at its crossing, well before its end; the rest of the run reads nothing more. Measured
             on digits at 15% of the grid (41 s): whole trials took 3-7 s, trials stopped at the target 0.5-2 s,
             and the search ran 28-42 trials where it ran 23-27. The target is saved in ``trials.json``
