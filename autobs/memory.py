@@ -56,6 +56,12 @@ TIMED_STEPS = 5  # timed steps per probed size (after TIMING_SKIP_STEPS warm-up 
 # A CPU timing run stops after this long: at a few seconds a step, the median of the steps done is as
 # good an estimate as the median of more, and timing was most of a probe's wall time at large sizes.
 TIMING_MAX_S = 8.0
+# A timing shorter than this is taken again over at least this long. Five steps of a small model take 10-20 ms
+# on a CPU, a few of the OS's time slices, so one burst of other work (a finished search's Ray processes
+# shutting down, here) can cover the whole window: on friedman_mlp (5 runs back to back, 893502e) batch 128
+# read 10.9k-62.6k samples/s, and its lowest read made t(128) 3.5x the usual and the recommendation batch 16
+# (regret 7.6). The median of a quarter second's steps (over 100 of them at 2 ms) needs half of them slowed.
+TIMING_MIN_S = 0.25
 MAX_ROUNDS = 12  # probes after the fit sizes, at most (pure bisection of 32..4096 to 1% takes ~10)
 BISECT_TOLERANCE = 0.01  # stop bisecting when the bracket is within 1% (or 1 sample)
 REAL_OOM_BACKOFF = 0.9  # after a real OOM at the predicted ceiling, try 90% of it (Accelerate's factor)
@@ -312,6 +318,10 @@ def _run_probe(task: Task, batch_size: int, dev: torch.device, budget: int, bf16
     if oom:
         return Probe(batch_size, fits=False, peak_bytes=None, samples_per_s=None, oom=True)
     fits = peak <= budget
+    if fits and 0 < step_time * TIMED_STEPS < TIMING_MIN_S:  # too short a window to trust (TIMING_MIN_S)
+        steps = math.ceil(TIMING_MIN_S / step_time)
+        step_time = train(task, config, samples=(TIMING_SKIP_STEPS + steps) * batch_size, max_seconds=TIMING_MAX_S,
+                          **settings).step_time_s
     rate = batch_size / step_time if fits and step_time > 0 else None
     return Probe(batch_size, fits=fits, peak_bytes=int(peak), samples_per_s=rate)
 

@@ -216,3 +216,30 @@ def test_variable_length_items_are_probed_at_their_longest():
     # ... and the probe is not needlessly cautious: a tenth more than it found does not fit.
     over = _run_probe(worst, int(result.max_batch_size * 1.1) + 1, torch.device("cpu"), budget, bf16=False)
     assert not over.fits
+
+
+def test_a_burst_of_other_work_during_the_first_timed_steps_does_not_set_the_throughput():
+    import time
+
+    class BusyAtFirst(torch.nn.Module):
+        """A small model whose first forward calls are slowed, as by other processes taking the CPU: they cover
+        the probe's memory-counting steps and its first five timed steps."""
+
+        calls = 0
+
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(8, 2)
+
+        def forward(self, x):
+            BusyAtFirst.calls += 1
+            if BusyAtFirst.calls <= 20:
+                time.sleep(0.02)
+            return self.layer(x)
+
+    x = torch.randn(512, 8, generator=torch.Generator().manual_seed(0))
+    task = autobs.Task(model=BusyAtFirst, train_data=(x, (x[:, 0] > 0).long()), name="busy")
+    probe = _run_probe(task, 16, torch.device("cpu"), budget=2**30, bf16=False)
+    assert BusyAtFirst.calls > 20  # the probe timed past the burst
+    # 20 ms a step would read under 800 samples/s; a step of this model takes well under 2 ms when the CPU is free.
+    assert probe.samples_per_s > 16 / 0.005
