@@ -73,16 +73,14 @@ def monotone_oracle_fit(task: autobs.Task, oracle: dict, target: float | None = 
     with the seed, the floor for any comparison with it)."""
     target = oracle["target"] if target is None else target
     from autobs.scaling import fit_steps_to_target, steps_to_target
-    from benchmarks.oracle import read_runs
-    from benchmarks.scoring import ORACLE_DIR
+    from benchmarks.scoring import grid_records
 
     per_config: dict[tuple, list[float]] = {}
-    for run in read_runs(ORACLE_DIR / task.name / "runs.jsonl"):
-        if seed is not None and run["seed"] != seed:
+    for run in grid_records(task.name):
+        if seed is not None and run.seed != seed:
             continue
-        key = (run["batch_size"], run["lr"], run["schedule"])
-        per_config.setdefault(key, []).append(
-            steps_to_target(run["curve"], target, oracle["higher_is_better"], monotone=True))
+        per_config.setdefault((run.batch_size, run.lr, run.schedule), []).append(
+            steps_to_target(list(run.curve), target, oracle["higher_is_better"], monotone=True))
     best: dict[int, float] = {}
     for (b, _, _), values in per_config.items():
         best[b] = min(best.get(b, math.inf), float(np.median(values)))

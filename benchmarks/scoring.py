@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import statistics
@@ -175,6 +176,15 @@ def load_oracle(task_name: str) -> dict:
         "settings": json.loads((folder / "settings.json").read_text())}
 
 
+@functools.lru_cache(maxsize=None)
+def grid_records(task_name: str) -> tuple[RunRecord, ...]:
+    """Every run of the task's grid, with its curve (``runs.jsonl``), read once per process: the benchmark
+    re-reads the grid at other targets for each of its runs."""
+    from benchmarks.oracle import read_runs  # oracle.py imports this module
+
+    return tuple(RunRecord.from_dict(r) for r in read_runs(ORACLE_DIR / task_name / "runs.jsonl"))
+
+
 def grid_run(task, oracle: Mapping, config: Mapping, seed: int) -> RunRecord:
     """One run of ``config`` (batch_size, lr, schedule, schedule_params, warmup_fraction) trained like the
     grid's runs: the same loop, run length and evaluation interval (``samples // evals``). The interval
@@ -209,10 +219,7 @@ def score_runs(task_name: str, runs: list[RunRecord], oracle: Mapping, target: f
     if target is None:
         target, best_s = oracle["target"], oracle["best"]["time_to_target_s"]
     else:
-        from benchmarks.oracle import read_runs  # oracle.py imports this module
-
-        records = [RunRecord.from_dict(r) for r in read_runs(ORACLE_DIR / task_name / "runs.jsonl")]
-        best = summarize(records, {int(b): t for b, t in oracle["step_time_s"].items()}, target,
+        best = summarize(grid_records(task_name), {int(b): t for b, t in oracle["step_time_s"].items()}, target,
                          oracle["higher_is_better"]).best
         best_s = best.time_to_target_s if best else math.inf
     steps = config_steps_to_target(runs, target, oracle["higher_is_better"])
