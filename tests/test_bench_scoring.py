@@ -146,3 +146,28 @@ def test_fresh_seed_regret_retrains_both_configs_on_seeds_the_grid_never_ran(wri
     # A far too small LR needs more steps on the same seeds, or never gets there.
     _, slow = scoring.score_fresh(task, {"batch_size": 32, "lr": 0.001, "schedule": "constant"}, oracle, best_steps)
     assert slow > 1.0
+
+
+def test_a_config_is_scored_at_another_target_against_the_oracles_best_re_read_there():
+    from benchmarks.scoring import grid_records, load_oracle, score_runs
+
+    oracle = load_oracle("digits_mlp")  # the stored grid (reports/oracle/digits_mlp)
+    best = oracle["best"]
+    runs = [r for r in grid_records("digits_mlp")
+            if (r.batch_size, r.lr, r.schedule) == (best["batch_size"], best["lr"], best["schedule"])]
+    assert score_runs("digits_mlp", runs, oracle) == (best["steps_to_target"], pytest.approx(1.0))
+    # At the oracle's own target, re-read from the grid's runs: the same best, so the same regret.
+    assert score_runs("digits_mlp", runs, oracle, target=oracle["target"]) == pytest.approx(score_runs("digits_mlp", runs, oracle))
+    # At a stricter target it takes more steps, against the best of the grid's configs at that target (each the
+    # median over its seeds of the first evaluation past it, times the grid's step time), here another config.
+    from statistics import median
+
+    from autobs.scaling import steps_to_target
+
+    configs: dict[tuple, list[float]] = {}
+    for r in grid_records("digits_mlp"):
+        configs.setdefault((r.batch_size, r.lr, r.schedule), []).append(steps_to_target(r.curve, 0.97, True))
+    best_s = min(median(v) * oracle["step_time_s"][str(k[0])] for k, v in configs.items())
+    steps, strict = score_runs("digits_mlp", runs, oracle, target=0.97)
+    assert steps > best["steps_to_target"]
+    assert strict == pytest.approx(steps * oracle["step_time_s"][str(best["batch_size"])] / best_s) and strict > 1.05

@@ -647,3 +647,25 @@ def test_the_first_round_runs_each_size_as_long_as_the_target_rules_quickest_who
     assert {b for b in sizes if horizon[b] == samples} == {128, 256, 512}  # the 3 quickest run whole
     for b in (16, 32, 64):  # the rest run as long as those take: 1.02 s of their steps, not the whole run
         assert horizon[b] < samples and horizon[b] / b * step_time[b] == pytest.approx(horizon_s, rel=0.01)
+
+
+def test_the_target_is_chosen_over_the_first_rounds_trials_alone(tmp_path):
+    from autobs.scaling import choose_target
+    from autobs.search import _Recorder, _TargetState
+
+    from .test_scaling import _trials
+
+    # The first round: the default config at 16 and 32 (trials 0 and 1). Trial 2, the sampler's, started while
+    # trial 1 ran and ended before it, with a better best metric at 32: counted, it would raise the rule's level.
+    first, second, sampler = _trials([16, 32, 32], [100, 120, 50], final=[0.95, 0.93, 0.99])
+    sampler["number"] = 2
+    records: list[dict] = []
+    state = _TargetState(None, first_round=2, records=records, higher_is_better=True, deadline=math.inf)
+    recorder = _Recorder(tmp_path / "trials.json", {"metric": "accuracy", "trial_samples": 10**6}, records,
+                         space=None, sampler_info={}, progress=False, total=0, target=state)
+    for t in (first, sampler, second):
+        records.append({**t, "trial_id": str(t["number"])})
+        recorder._update_target()
+        assert (state.target is None) == (t is not second)  # set once the whole first round has ended
+    assert state.target == pytest.approx(choose_target([first, second], higher_is_better=True)[0])
+    assert state.target != pytest.approx(choose_target([first, second, sampler], higher_is_better=True)[0])
