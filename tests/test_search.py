@@ -669,3 +669,34 @@ def test_the_target_is_chosen_over_the_first_rounds_trials_alone(tmp_path):
         assert (state.target is None) == (t is not second)  # set once the whole first round has ended
     assert state.target == pytest.approx(choose_target([first, second], higher_is_better=True)[0])
     assert state.target != pytest.approx(choose_target([first, second, sampler], higher_is_better=True)[0])
+
+
+def test_after_the_first_round_a_sizes_lr_is_laddered_in_half_decades_from_its_default_until_bracketed():
+    from autobs.search import LR_LADDER_STEP, next_lr_factor
+
+    baseline = {"log2_batch_size": 7, "lr_factor": 1.4, "warmup_fraction": 0.0, "schedule": "cosine",
+                "cosine.min_lr_ratio": 0.05}
+    step = LR_LADDER_STEP
+
+    def trial(factor, objective, batch_size=128, **changed):
+        return {"config": {"batch_size": batch_size}, "rerun_of": None, "objective": objective,
+                "params": {**baseline, "lr_factor": factor, **changed}}
+
+    def next_factor(records):
+        return next_lr_factor(records, 128, baseline, low=0.2, high=10.0)
+
+    default = trial(1.4, 10.0)
+    assert next_factor([]) is None  # no default read yet: nothing to step from
+    assert next_factor([default]) == pytest.approx(1.4 * step)  # up first
+    up_better = [default, trial(1.4 * step, 9.0)]
+    assert next_factor(up_better) == pytest.approx(10.0)  # on up while it gains, clipped to the space's top
+    assert next_factor(up_better + [trial(10.0, 9.5)]) is None  # bracketed: 1.4 and 10 are both worse than 4.4
+    up_worse = [default, trial(1.4 * step, 11.0)]  # a miss or a divergence scores above any crossing
+    assert next_factor(up_worse) == pytest.approx(1.4 / step)  # then down
+    assert next_factor(up_worse + [trial(1.4 / step, 10.5)]) is None
+    assert next_factor(up_worse + [trial(1.4 / step, 9.0)]) == pytest.approx(0.2)  # down again, clipped to the floor
+    # Only the default config with its LR changed is on the ladder: the sampler's own trials, reruns and other
+    # sizes' trials are not, and a trial not yet scored is not read.
+    others = [trial(1.4 * step, 5.0, warmup_fraction=0.1), trial(1.4 * step, 5.0, batch_size=256),
+              {**trial(1.4 * step, 5.0), "rerun_of": 0}, {k: v for k, v in trial(1.4 * step, 5.0).items() if k != "objective"}]
+    assert next_factor([default] + others) == pytest.approx(1.4 * step)
