@@ -83,6 +83,25 @@ def test_nan_loss_stops_the_run_as_diverged(small):
     assert all(math.isfinite(p.metric) for p in result.curve)
 
 
+def test_a_one_step_loss_spike_is_trained_through_and_a_loss_that_stays_high_is_diverged(small):
+    def spiking(spike_steps):
+        calls = {"n": 0}
+
+        def loss(outputs, targets):  # training steps only: validation (no grad) is left alone
+            calls["n"] += torch.is_grad_enabled()
+            value = torch.nn.functional.cross_entropy(outputs, targets)
+            return value * 50 if torch.is_grad_enabled() and calls["n"] in spike_steps else value
+
+        return autobs.Task(model=small.model, train_data=(small.train.inputs, small.train.targets), loss=loss)
+
+    config = autobs.TrainConfig(batch_size=16, lr=0.05)
+    # Adam at a high LR overshoots like this for a step at the start (training.DIVERGENCE_WINDOW says where).
+    spike = autobs.train(spiking({3}), config, samples=1600)
+    assert not spike.diverged and spike.steps == spike.total_steps == 100
+    stays = autobs.train(spiking(set(range(5, 10**6))), config, samples=1600)
+    assert stays.diverged and stays.stop_reason == "diverged" and 5 < stays.steps <= 5 + 10
+
+
 def test_budget_in_samples_drops_incomplete_batches_and_evaluates_on_schedule(small):
     sizes = []
 
