@@ -420,9 +420,13 @@ def test_trials_after_the_first_round_go_to_the_sizes_that_can_still_be_fastest_
     assert pick(first_round + [trial(64, 400, 0.0015, rerun_of=1)]) == 256  # 64's reads: 200, rerun 400
     assert pick(first_round + [trial(64, s, 0.0015, rerun_of=1) for s in (400, 190, 210)]) == 64
     assert pick(first_round + [trial(16, 100, 0.001, rerun_of=0), trial(16, 120, 0.001, rerun_of=0)]) == 16
-    # A size slower than 2x the fastest gets nothing while it is: with 64 at 0.15 s, 256 (0.4 s) and 16 are out.
+    # Once 64 is tuned to 100 steps (0.15 s, half its default's), a size still at its default is judged at its
+    # default's time × that gain, like for like: 256 at 0.2 s and 16 at 0.25 s are within 2x of 0.15 s.
     faster = first_round + [trial(64, 100, 0.0015)]
-    assert {pick(faster, Counter({64: n})) for n in range(5)} == {64}
+    assert pick(faster) == 256 and pick(faster, Counter({256: 1})) == 16
+    # A size tuned without gain is judged on its own best: 256 (0.4 s) and 16 (0.5 s), over 2x 0.15 s, are out.
+    tuned = faster + [trial(256, 100, 0.004), trial(16, 500, 0.001)]
+    assert {pick(tuned, Counter({64: n})) for n in range(5)} == {64}
     # The whole run bounds a size that never reached the target: 1024 at 2x its step time is out of reach ...
     assert 1024 not in {pick(first_round, Counter({64: n, 256: n, 16: n})) for n in range(5)}
     # ... and a size not yet timed is always a candidate.
