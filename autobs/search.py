@@ -576,8 +576,9 @@ def next_explored_size(records: list[dict], batch_sizes: list[int], trial_sample
     least median of its leaders' reruns, else its fewest over its own trials (a lucky first read at a small
     size would otherwise draw trials there until a rerun corrects it). A size none of whose trials has reached
     the target is taken at its whole planned run's time, which its time to the target exceeds. A size with no
-    timed trial yet (none ended) is always a candidate, after the timed ones as tried as it. A size tried once (its
-    first-round default) is taken at its default's time × the largest gain tuning made at another size (below).
+    timed trial yet (none ended) is always a candidate, after the timed ones as tried as it. A size whose LR ladder
+    has not started (``next_lr_factor``) is also taken at its default's time × the largest gain the ladder made at
+    another size, if that is less (below).
 
     Why. The recommendation is the size with the least time to the target, at the LR the search found there,
     and the search affords few trials after its first round (at 15% of a grid, 2-8), so they go where the
@@ -631,21 +632,27 @@ def next_explored_size(records: list[dict], batch_sizes: list[int], trial_sample
         best[b] = min(medians) if medians else reads[0][0]
     seconds = {b: min(best.get(b, trial_samples), trial_samples) / b * statistics.median(step_times[b])
                for b in batch_sizes if b in step_times}
-    # A size not tuned yet (its first-round default alone) is judged by what tuning gained at the sizes tuned so
-    # far: its default's read × the largest gain (best ÷ default) among them. Why: once the leaders' LRs are
+    # A size whose LR was not laddered yet is judged by what tuning gained at the sizes laddered so far: its
+    # default's read × the largest gain (best ÷ default) among them. Why: once the leaders' LRs are
     # tuned, an untuned size's default read is no like-for-like comparison: on friedman_mlp the LR ladder took
     # batch 128 from 196 steps to 115, and batch 256, whose default was 0.77 s to the target against 128's 0.61 s,
     # fell out of the 2x window and kept its default (1.8-3.0x the grid's best steps there, 5 seeds), which
     # flattened S(B) and put B_noise at 0.26-0.77x the oracle's. The LR is a factor of the range test's lr(B)
     # (``ResolvedSpace.suggest``), so a factor that helps at one size is expected to help at its neighbours.
-    first: dict[int, float] = {}  # batch size → its first trial's samples to the target (the default's)
-    for r in records:
-        if r.get("rerun_of") is None and r["status"] in ("completed", "stopped", "diverged") and r["curve"]:
-            first.setdefault(r["config"]["batch_size"], samples(r) or math.inf)
-    gains = [best[b] / first[b] for b in best if b in first and math.isfinite(first[b]) and tried[b] > 1]
-    gain = min(gains, default=1.0)
+    defaults: dict[int, dict] = {}  # batch size → its first scored trial (the first round's default config)
+    laddered: set[int] = set()  # sizes with a trial of the default config at another LR factor (next_lr_factor)
+    for r in scored:
+        if r.get("rerun_of") is None:
+            b = r["config"]["batch_size"]
+            default = defaults.setdefault(b, r)
+            params, base = r.get("params") or {}, default.get("params") or {}
+            if r is not default and params.keys() == base.keys() and all(
+                    params[k] == v for k, v in base.items() if k != "lr_factor"):
+                laddered.add(b)
+    first = {b: samples(r) or math.inf for b, r in defaults.items()}
+    gain = min((best[b] / first[b] for b in laddered if b in best and math.isfinite(first[b])), default=1.0)
     for b in seconds:
-        if tried[b] == 1 and math.isfinite(first.get(b, math.inf)) and gain < 1:
+        if b not in laddered and math.isfinite(first.get(b, math.inf)) and gain < 1:
             seconds[b] = min(seconds[b], first[b] * gain / b * statistics.median(step_times[b]))
     fastest = min(seconds.values(), default=math.inf)
     candidates = [b for b in batch_sizes if b not in seconds or seconds[b] <= EXPLORE_WITHIN * fastest]

@@ -396,13 +396,15 @@ def test_trials_after_the_first_round_go_to_the_sizes_that_can_still_be_fastest_
 
     trial_samples = 64_000
 
-    def trial(batch_size, steps, step_time_s, rerun_of=None, number=None):
-        """A trial whose accuracy climbs linearly from 0.1 and crosses 0.9 at ``steps`` (None: tops out at 0.5)."""
+    def trial(batch_size, steps, step_time_s, rerun_of=None, number=None, factor=1.0, schedule="cosine"):
+        """A trial whose accuracy climbs linearly from 0.1 and crosses 0.9 at ``steps`` (None: tops out at 0.5); by
+        default the first round's config (an LR ladder's step: another ``factor``; the sampler's: another schedule)."""
         top, at = (0.99, steps) if steps else (0.5, 100)
         curve = [{"steps": k * at // 25, "samples": k * at // 25 * batch_size, "metric": min(top, 0.1 + 0.8 * k / 25)}
                  for k in range(51)]
         return {"config": {"batch_size": batch_size}, "rerun_of": rerun_of, "step_time_s": step_time_s,
-                "number": number, "status": "completed", "curve": curve}
+                "number": number, "status": "completed", "curve": curve,
+                "params": {"lr_factor": factor, "schedule": schedule}}
 
     # Times to the target: 16: 500 steps × 1 ms = 0.5 s; 64: 200 × 1.5 ms = 0.3 s (the fastest); 256: 100 × 4 ms
     # = 0.4 s; 1024 never reached it, its whole run is 62.5 steps × 20 ms = 1.25 s, over 2x the fastest.
@@ -420,13 +422,20 @@ def test_trials_after_the_first_round_go_to_the_sizes_that_can_still_be_fastest_
     assert pick(first_round + [trial(64, 400, 0.0015, rerun_of=1)]) == 256  # 64's reads: 200, rerun 400
     assert pick(first_round + [trial(64, s, 0.0015, rerun_of=1) for s in (400, 190, 210)]) == 64
     assert pick(first_round + [trial(16, 100, 0.001, rerun_of=0), trial(16, 120, 0.001, rerun_of=0)]) == 16
-    # Once 64 is tuned to 100 steps (0.15 s, half its default's), a size still at its default is judged at its
-    # default's time × that gain, like for like: 256 at 0.2 s and 16 at 0.25 s are within 2x of 0.15 s.
-    faster = first_round + [trial(64, 100, 0.0015)]
+    # Once 64's LR ladder has taken it to 100 steps (0.15 s, half its default's), a size whose LR was not laddered
+    # is judged at its default's time × that gain, like for like: 256 at 0.2 s and 16 at 0.25 s are within 2x of
+    # 0.15 s, and a trial of the sampler's there (another config, no better) does not change that.
+    faster = first_round + [trial(64, 100, 0.0015, factor=3.16)]
     assert pick(faster) == 256 and pick(faster, Counter({256: 1})) == 16
-    # A size tuned without gain is judged on its own best: 256 (0.4 s) and 16 (0.5 s), over 2x 0.15 s, are out.
-    tuned = faster + [trial(256, 100, 0.004), trial(16, 500, 0.001)]
+    assert pick(faster + [trial(256, 120, 0.004, schedule="constant")]) == 16
+    assert pick(faster + [trial(256, 120, 0.004, schedule="constant"), trial(16, 600, 0.001, schedule="constant")],
+                Counter({64: 1})) == 256
+    # A size laddered without gain is judged on its own best: 256 (0.4 s) and 16 (0.5 s), over 2x 0.15 s, are out.
+    tuned = faster + [trial(256, 100, 0.004, factor=3.16), trial(16, 500, 0.001, factor=3.16)]
     assert {pick(tuned, Counter({64: n})) for n in range(5)} == {64}
+    # Without the ladder's gain, an untuned size's default is compared as read: with 64's 0.15 s from the sampler's
+    # trial (another schedule), 256 (0.4 s) and 16 are out.
+    assert {pick(first_round + [trial(64, 100, 0.0015, schedule="constant")], Counter({64: n})) for n in range(5)} == {64}
     # The whole run bounds a size that never reached the target: 1024 at 2x its step time is out of reach ...
     assert 1024 not in {pick(first_round, Counter({64: n, 256: n, 16: n})) for n in range(5)}
     # ... and a size not yet timed is always a candidate.
