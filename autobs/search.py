@@ -614,6 +614,8 @@ def next_explored_size(records: list[dict], batch_sizes: list[int], trial_sample
     step_times: dict[int, list[float]] = {}
     leaders: dict[int, list[tuple[float, dict]]] = {}
     reruns: dict[int, list[float]] = {}  # trial number → its reruns' samples to the target (a miss: the whole run)
+    defaults: dict[int, tuple[dict, float]] = {}  # batch size → its first scored trial (the first round's default)
+    laddered: set[int] = set()  # sizes with a step of their LR ladder (``next_lr_factor``)
     for r in scored:
         read = samples(r)
         if r.get("rerun_of") is not None:
@@ -621,6 +623,9 @@ def next_explored_size(records: list[dict], batch_sizes: list[int], trial_sample
                 reruns.setdefault(r["rerun_of"], []).append(trial_samples if read is None else read)
             continue
         b = r["config"]["batch_size"]
+        default = defaults.setdefault(b, (r, math.inf if read is None else read))[0]
+        if r is not default and _lr_step_of(r, default.get("params") or {}):
+            laddered.add(b)
         if _finite(r.get("step_time_s")):
             step_times.setdefault(b, []).append(r["step_time_s"])
         if read is not None:
@@ -639,17 +644,7 @@ def next_explored_size(records: list[dict], batch_sizes: list[int], trial_sample
     # fell out of the 2x window and kept its default (1.8-3.0x the grid's best steps there, 5 seeds), which
     # flattened S(B) and put B_noise at 0.26-0.77x the oracle's. The LR is a factor of the range test's lr(B)
     # (``ResolvedSpace.suggest``), so a factor that helps at one size is expected to help at its neighbours.
-    defaults: dict[int, dict] = {}  # batch size → its first scored trial (the first round's default config)
-    laddered: set[int] = set()  # sizes with a trial of the default config at another LR factor (next_lr_factor)
-    for r in scored:
-        if r.get("rerun_of") is None:
-            b = r["config"]["batch_size"]
-            default = defaults.setdefault(b, r)
-            params, base = r.get("params") or {}, default.get("params") or {}
-            if r is not default and params.keys() == base.keys() and all(
-                    params[k] == v for k, v in base.items() if k != "lr_factor"):
-                laddered.add(b)
-    first = {b: samples(r) or math.inf for b, r in defaults.items()}
+    first = {b: read for b, (_, read) in defaults.items()}
     gain = min((best[b] / first[b] for b in laddered if b in best and math.isfinite(first[b])), default=1.0)
     for b in seconds:
         if b not in laddered and math.isfinite(first.get(b, math.inf)) and gain < 1:
@@ -692,13 +687,8 @@ def next_lr_factor(records: list[dict], batch_size: int, baseline: dict, low: fl
         baseline: the default config's sampler parameters at that size.
         low, high: the space's LR factor range.
     """
-    def on_ladder(r: dict) -> bool:
-        params = r.get("params") or {}
-        return (r.get("rerun_of") is None and r["config"]["batch_size"] == batch_size and "objective" in r
-                and params.keys() == baseline.keys()
-                and all(params[k] == v for k, v in baseline.items() if k != "lr_factor"))
-
-    ladder = [r for r in records if on_ladder(r)]
+    ladder = [r for r in records if r.get("rerun_of") is None and r["config"]["batch_size"] == batch_size
+              and "objective" in r and _lr_step_of(r, baseline)]
     if not ladder:
         return None
     best = min(ladder, key=lambda r: r["objective"])["params"]["lr_factor"]
@@ -708,6 +698,13 @@ def next_lr_factor(records: list[dict], batch_size: int, baseline: dict, low: fl
         if all(abs(math.log(factor / r["params"]["lr_factor"])) > half_step for r in ladder):
             return factor
     return None
+
+
+def _lr_step_of(record: dict, baseline: dict) -> bool:
+    """Whether ``record`` ran the default config ``baseline`` (sampler parameters) with at most its LR factor
+    changed: a step of the size's LR ladder, or the default itself."""
+    params = record.get("params") or {}
+    return params.keys() == baseline.keys() and all(params[k] == v for k, v in baseline.items() if k != "lr_factor")
 
 
 def _leader_bound_class():
@@ -982,7 +979,7 @@ def _target_search_class():
                 size = next_explored_size(state.records, order, self._trial_samples, running, state.target,
                                           state.higher_is_better)
                 params = {"log2_batch_size": int(math.log2(size))}
-                if state.target is not None and not any(self._ladder.get(t) == size for t in self._sizes if t not in ended):
+                if state.target is not None and size not in {b for t, b in self._ladder.items() if t not in ended}:
                     baseline = self._resolved.baseline_params(params["log2_batch_size"])
                     lr = self._resolved.space.lr
                     factor = next_lr_factor(state.records, size, baseline, lr.low, lr.high)
