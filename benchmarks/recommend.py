@@ -195,12 +195,23 @@ def fmt(x: float, spec: str = ".3g") -> str:
     return "never" if x == math.inf else "—" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
+DEFAULT_TASKS = [str(ROOT / "examples/digits_mlp.py"), str(ROOT / "examples/char_lm.py"),
+                 str(ROOT / "benchmarks/tasks/friedman_mlp.py")]
+
+
+def _relative(path: str) -> str:
+    """A task path as the command line would give it from the repository root."""
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else path
+
+
 def report(results: list[dict], args) -> str:
     lines = [
         "# Whole recommendation: autobs and its peers against the grid-search oracle",
         "",
-        f"Command: `python benchmarks/recommend.py --budget-share {args.budget_share:g}"
-        f"{' --skip-peers' if args.skip_peers else ''}"
+        f"Command: `python benchmarks/recommend.py"
+        f"{' --tasks ' + ' '.join(_relative(t) for t in args.tasks) if args.tasks != DEFAULT_TASKS else ''}"
+        f" --budget-share {args.budget_share:g}{' --skip-peers' if args.skip_peers else ''}"
         f"{' --seeds ' + ' '.join(map(str, args.seeds)) if args.seeds != [0] else ''}`  ",
         f"Machine: {platform.machine()}, {args.cores} cores, CPU; torch {torch.__version__}  ",
         f"Date: {time.strftime('%Y-%m-%d')}  ",
@@ -288,9 +299,7 @@ def report(results: list[dict], args) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", nargs="+", default=[str(ROOT / "examples/digits_mlp.py"),
-                                                      str(ROOT / "examples/char_lm.py"),
-                                                      str(ROOT / "benchmarks/tasks/friedman_mlp.py")],
+    parser.add_argument("--tasks", nargs="+", default=DEFAULT_TASKS,
                         help="task files with a grid in reports/oracle/<name> (default: both examples and the "
                              "held-out friedman_mlp)")
     parser.add_argument("--budget-share", type=float, default=0.15,
