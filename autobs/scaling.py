@@ -454,7 +454,9 @@ def best_per_batch(trials: list[dict], target: float, higher_is_better: bool,
               for b, reads in reads_by_batch(trials, target, higher_is_better).items()}
     by_trial: dict[Any, list[float]] = {}
     for r in replicates or []:
-        by_trial.setdefault(r["trial"], []).append(steps_to_target(r["curve"], target, higher_is_better, monotone=True))
+        read = steps_to_target(r["curve"], target, higher_is_better, monotone=True)
+        if math.isfinite(read) or not r.get("cut"):  # cut before it crossed: it measured nothing (replicate.split_reruns)
+            by_trial.setdefault(r["trial"], []).append(read)
     from .replicate import TOP_K
 
     rows = []

@@ -619,7 +619,7 @@ def next_explored_size(records: list[dict], batch_sizes: list[int], trial_sample
     for r in scored:
         read = samples(r)
         if r.get("rerun_of") is not None:
-            if r["status"] != "stopped":  # cut by the time budget: not a measurement (replicate.split_reruns)
+            if r["status"] != "stopped" or read is not None:  # cut by the time budget before it crossed: no read
                 reruns.setdefault(r["rerun_of"], []).append(trial_samples if read is None else read)
             continue
         b = r["config"]["batch_size"]

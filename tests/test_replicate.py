@@ -78,15 +78,30 @@ def test_reruns_go_to_each_sizes_leaders_round_by_round_and_only_while_they_can_
     assert next_rerun(records[3:4], 0.9, True, issued=Counter(), seconds_left=10)["number"] == 3
 
 
-def test_reruns_that_measured_nothing_are_left_out():
-    records = _trials(np.array([32, 32, 32, 32]), [40, 50, 60, 70])
+def test_reruns_that_measured_nothing_are_left_out_and_one_cut_after_its_crossing_counts():
+    records = _trials(np.array([32, 32, 32, 32, 32]), [40, 50, 60, 70, 200])
     records[1].update(rerun_of=0, seed=SEED_BASE + 1)
-    records[2].update(rerun_of=0, seed=SEED_BASE + 2, status="stopped")  # cut by the time budget
+    records[2].update(rerun_of=0, seed=SEED_BASE + 2, status="failed")
     records[3].update(rerun_of=0, seed=SEED_BASE + 3, status="diverged")  # a read that never reaches the target
+    records[4].update(rerun_of=0, seed=SEED_BASE + 4, status="stopped")  # cut by the time budget
     own, runs = split_reruns(records)
     assert [t["number"] for t in own] == [0]
-    assert [(r["trial"], r["seed"]) for r in runs] == [(0, SEED_BASE + 1), (0, SEED_BASE + 3)]
+    assert [(r["trial"], r["seed"], r["cut"]) for r in runs] == [(0, SEED_BASE + 1, False), (0, SEED_BASE + 3, False),
+                                                                (0, SEED_BASE + 4, True)]
     assert runs[0]["curve"] is records[1]["curve"] and runs[0]["batch_size"] == 32
+
+    # Batch 32's leader read 40 steps; its reruns 50 and, cut by the budget, 200 (the slow read the budget cuts).
+    # Left out, the cut one would leave the size at the fast read alone.
+    leader, ended, slow = _trials(np.array([32, 32, 32]), [40, 50, 200])
+    slow["curve"] = [p for p in slow["curve"] if p["steps"] <= 220]  # cut just past its crossing
+    runs = split_reruns([leader, {**ended, "rerun_of": 0}, {**slow, "rerun_of": 0, "status": "stopped"}])[1]
+    row = best_per_batch([leader], 0.9, True, runs)[0]
+    assert row["replicates"] == 2 and row["steps_to_target"] == pytest.approx(125, rel=0.02)
+    # Cut before its crossing, it measured nothing: the size keeps the reads that did.
+    slow["curve"] = [p for p in slow["curve"] if p["steps"] <= 150]
+    runs = split_reruns([leader, {**ended, "rerun_of": 0}, {**slow, "rerun_of": 0, "status": "stopped"}])[1]
+    row = best_per_batch([leader], 0.9, True, runs)[0]
+    assert row["replicates"] == 1 and row["steps_to_target"] == pytest.approx(50, rel=0.02)
 
 
 def test_later_reruns_go_where_reads_scatter_most_per_second():
