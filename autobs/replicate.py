@@ -14,19 +14,21 @@ original read is the biased one).
 What. At each batch size, its ``TOP_K`` trials with the fewest steps to the target are run again with
 fresh seeds, as trials of the search itself (``search.run_search``): the same config, length and evaluation
 grid, on the search's workers, stopping once the crossing is confirmed like every trial once the target is
-set (one the time budget cuts still counts if it had crossed: ``split_reruns``). Each size's top leader gets one rerun before any gets a second, so a budget that runs out leaves every
-batch size measured once. After that, each next rerun goes where it narrows a size's estimate most per
-second of training (``next_rerun``), up to ``SEEDS`` a leader, and then to the second leaders: reads scatter far more at small
-batch sizes, whose curves hover near the target longest. Measured on digits (10 searches at 41 s, reruns of
-one config): log-sd of steps-to-target 0.40 at batches 16 and 32, 0.17–0.22 at 64 and 128, 0.12 at 256 —
-so two reruns at batch 16 leave its estimate 2–3x less sure than one at 256, and a single lucky pair of
-reads there had put B_noise at 0.3–0.4x the oracle's. A leader displaced by a better trial keeps the reruns
-it has; the new leader gets its own.
+set (one the time budget cuts still counts if it had crossed: ``split_reruns``). Each size's top leader gets
+one rerun before any gets a second, so a budget that runs out leaves every batch size measured once. After
+that, each next rerun goes where it decides the recommendation (``next_rerun``: the optimal computing budget
+allocation over the leaders' times to the target), up to ``SEEDS`` a leader: to the leaders that can still be
+the fastest, most to those whose reads scatter most. Reads scatter far more at small batch sizes, whose curves
+hover near the target longest. Measured on digits (10 searches at 41 s, reruns of one config): log-sd of
+steps-to-target 0.40 at batches 16 and 32, 0.17–0.22 at 64 and 128, 0.12 at 256 — so two reruns at batch 16
+leave its estimate 2–3x less sure than one at 256, and a single lucky pair of reads there had put B_noise at
+0.3–0.4x the oracle's. A leader displaced by a better trial keeps the reruns it has; the new leader gets its own.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections import Counter
 
 TOP_K = 2
@@ -44,14 +46,22 @@ def next_rerun(records: list[dict], target: float, higher_is_better: bool, *, is
     its samples to the target), which ranks a size's trials as their steps to the target do. Reading every
     curve again at each call cost 0.4 s at 659 trials, on the driver, once per rerun.
 
-    Order: each size's top leader first, then its second. Among the top leaders, each one's first rerun
-    (smaller sizes first), then the rerun with the largest gain per second: a leader with n reruns at a size
-    whose reruns scatter with log-sd σ (``rerun_scatter``) narrows its median's variance σ²/n by σ²/(n(n+1))
-    with one more, at the cost of the seconds the leader took to its confirmed crossing. The second leaders
-    come after, in the same order: a size's estimate is the least median of its leaders' reruns
-    (``scaling.best_per_batch``), and the least of two single reads is a lucky one again (measured: with every
-    leader's first rerun before any second, a 41 s digits search left each size one read a leader, and B_noise
-    fell to 0.26x the oracle's in 2 of 10 seeds).
+    Order. First each size's top leader once, smaller sizes first: until then a size's estimate is its
+    luckiest read, and the S(B) fit needs every size's. Then the reruns go where they decide the answer,
+    by the optimal computing budget allocation (OCBA; Chen, Lin, Yücesan & Chick 2000, eq. 2-3), which
+    minimises the chance of recommending the wrong leader for a given number of reruns: a leader i whose
+    time to the target (``leader_times``) is δ_i slower than the fastest leader's, in log, with reads of
+    log-sd σ_i (``rerun_scatter``; a size not yet measured twice: as unsure as the worst known) gets reruns in
+    proportion to (σ_i/δ_i)², the fastest σ_b·√(Σ N_i²/σ_i²). The next rerun goes to the leader furthest below
+    its share of the reruns so far (ties: the quicker one). Gaps below ``INDIFFERENCE`` count as that gap
+    (Bechhofer's indifference zone, 1954): telling apart leaders that close does not change the user's time.
+
+    Why. Before, the reruns after the first went where they narrowed a size's estimate most per second,
+    wherever that size stood, and the second leaders waited until the top ones had ``SEEDS``; at 15% of a grid
+    the search affords 2-8 reruns past the first round's, so they went to sizes that could not win while the
+    answer rested on one read of each contender (digits at 5a9e3a6, seed 1: batch 16 read 234 steps and its
+    one rerun 88, batch 32 51 from one rerun, against the oracle's 189 and 110; 16 was recommended, 1.47x the
+    oracle's best time, while the one later rerun went to batch 64, 2x slower).
 
     Args:
         records: the search's trial records so far (``trials.json``), reruns included.
@@ -63,17 +73,61 @@ def next_rerun(records: list[dict], target: float, higher_is_better: bool, *, is
     for r in records:
         if r.get("rerun_of") is None and r.get("reached_target"):
             by_size.setdefault(r["config"]["batch_size"], []).append(r)
+    leaders = [(size, k, trial) for size, trials in sorted(by_size.items())
+               for k, trial in enumerate(sorted(trials, key=lambda t: t["objective"])[:TOP_K])]
+    due = [(size, k, trial, _expected_seconds(trial, target, higher_is_better)) for size, k, trial in leaders
+           if issued[trial["number"]] < SEEDS]
+    due = [d for d in due if d[3] <= seconds_left]
+    first = [d for d in due if d[1] == 0 and issued[d[2]["number"]] == 0]
+    if first:
+        return first[0][2]
+    if not due:
+        return None
+    times = leader_times(records, [trial for _, _, trial in leaders])
     scatter = rerun_scatter(records)
-    unknown = max(scatter.values(), default=1.0)  # a size not yet measured twice: as unsure as the worst known
-    due = []
-    for size_rank, (size, trials) in enumerate(sorted(by_size.items())):
-        for k, trial in enumerate(sorted(trials, key=lambda t: t["objective"])[:TOP_K]):
-            n = issued[trial["number"]]
-            seconds = _expected_seconds(trial, target, higher_is_better)
-            if n < SEEDS and seconds <= seconds_left:
-                gain = math.inf if n == 0 else scatter.get(size, unknown) ** 2 / (n * (n + 1)) / max(seconds, 1e-3)
-                due.append(((k, n > 0, -gain, size_rank), trial))
-    return min(due, key=lambda d: d[0])[1] if due else None
+    unknown = max(scatter.values(), default=1.0)
+    fastest = min(times, key=times.get)
+    sd = {number: scatter.get(size, unknown) for size, _, t in leaders for number in [t["number"]]}
+    share = {n: (sd[n] / max(INDIFFERENCE, times[n] - times[fastest])) ** 2 for n in times if n != fastest}
+    share[fastest] = sd[fastest] * math.sqrt(sum(v**2 / sd[n] ** 2 for n, v in share.items()))
+    if len(share) == 1:
+        share[fastest] = 1.0
+    total = sum(share.values())
+    reruns = sum(issued[n] for n in times) + 1
+    return max(due, key=lambda d: (reruns * share[d[2]["number"]] / total - issued[d[2]["number"]], -d[3]))[2]
+
+
+# Leaders whose times to the target differ by less than this (log) are told apart no further by reruns: the
+# benchmark's goal tolerates 15% over the fastest (../shared/BENCHMARKS.md), and a tenth is within the scatter
+# of the step times themselves between passes (reports/recommend_*.md, step times of this run vs the grid's).
+INDIFFERENCE = math.log(1.1)
+
+
+def leader_times(records: list[dict], leaders: list[dict]) -> dict[int, float]:
+    """Each leader's log time to the target, by trial number: the median of its reruns' samples to the target
+    (a rerun cut before its crossing left out, as ``split_reruns`` reads it; none yet: its own read) ÷ its batch
+    size × that size's step time (``median_step_times``)."""
+    reads: dict[int, list[float]] = {}
+    for r in records:
+        if r.get("rerun_of") is not None and "objective" in r and (r["status"] != "stopped" or r.get("reached_target")):
+            reads.setdefault(r["rerun_of"], []).append(r["objective"])
+    step_times = median_step_times(records)
+    times = {}
+    for t in leaders:
+        b = t["config"]["batch_size"]
+        log_samples = statistics.median(reads[t["number"]]) if t["number"] in reads else t["objective"]
+        times[t["number"]] = log_samples - math.log(b) + math.log(step_times.get(b, 1.0))
+    return times
+
+
+def median_step_times(records: list[dict]) -> dict[int, float]:
+    """Each batch size's step time in the search: the median ``step_time_s`` over its trials that have one."""
+    by_size: dict[int, list[float]] = {}
+    for r in records:
+        value = r.get("step_time_s")
+        if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
+            by_size.setdefault(r["config"]["batch_size"], []).append(value)
+    return {b: statistics.median(v) for b, v in by_size.items()}
 
 
 def rerun_scatter(records: list[dict]) -> dict[int, float]:

@@ -591,7 +591,7 @@ def next_explored_size(records: list[dict], batch_sizes: list[int], trial_sample
     order, where 4096 (58 steps a run) never reaches the target and 16 was 2x slower than 64; and the one
     started while the first round ended, before the target, went to 16 and ran its whole run (up to 9 s).
     """
-    from .replicate import TOP_K
+    from .replicate import TOP_K, median_step_times
     from .scaling import choose_target
 
     tried = Counter(running)
@@ -611,7 +611,7 @@ def next_explored_size(records: list[dict], batch_sizes: list[int], trial_sample
         value = r["objective"] if "objective" in r else objective(r, target, higher_is_better, trial_samples)
         return math.exp(value) if value < missed else None
 
-    step_times: dict[int, list[float]] = {}
+    step_times = median_step_times(records)
     leaders: dict[int, list[tuple[float, dict]]] = {}
     reruns: dict[int, list[float]] = {}  # trial number → its reruns' samples to the target (a miss: the whole run)
     defaults: dict[int, tuple[dict, float]] = {}  # batch size → its first scored trial (the first round's default)
@@ -626,8 +626,6 @@ def next_explored_size(records: list[dict], batch_sizes: list[int], trial_sample
         default = defaults.setdefault(b, (r, math.inf if read is None else read))[0]
         if r is not default and _lr_step_of(r, default.get("params") or {}):
             laddered.add(b)
-        if _finite(r.get("step_time_s")):
-            step_times.setdefault(b, []).append(r["step_time_s"])
         if read is not None:
             leaders.setdefault(b, []).append((read, r))
     best: dict[int, float] = {}  # as scaling.best_per_batch reads a size: its leaders' rerun medians, else its best read
@@ -635,7 +633,7 @@ def next_explored_size(records: list[dict], batch_sizes: list[int], trial_sample
         reads = sorted(reads, key=lambda x: x[0])[:TOP_K]
         medians = [statistics.median(reruns[r["number"]]) for _, r in reads if r["number"] in reruns]
         best[b] = min(medians) if medians else reads[0][0]
-    seconds = {b: min(best.get(b, trial_samples), trial_samples) / b * statistics.median(step_times[b])
+    seconds = {b: min(best.get(b, trial_samples), trial_samples) / b * step_times[b]
                for b in batch_sizes if b in step_times}
     # A size whose LR was not laddered yet is judged by what tuning gained at the sizes laddered so far: its
     # default's read × the largest gain (best ÷ default) among them. Why: once the leaders' LRs are
@@ -648,7 +646,7 @@ def next_explored_size(records: list[dict], batch_sizes: list[int], trial_sample
     gain = min((best[b] / first[b] for b in laddered if b in best and math.isfinite(first[b])), default=1.0)
     for b in seconds:
         if b not in laddered and math.isfinite(first.get(b, math.inf)) and gain < 1:
-            seconds[b] = min(seconds[b], first[b] * gain / b * statistics.median(step_times[b]))
+            seconds[b] = min(seconds[b], first[b] * gain / b * step_times[b])
     fastest = min(seconds.values(), default=math.inf)
     candidates = [b for b in batch_sizes if b not in seconds or seconds[b] <= EXPLORE_WITHIN * fastest]
     return min(candidates, key=lambda b: (tried[b], seconds.get(b, math.inf)))  # untimed: explored once, then last

@@ -124,3 +124,25 @@ def test_later_reruns_go_where_reads_scatter_most_per_second():
         order.append(leader["number"])
         issued[leader["number"]] += 1
     assert order == [0] * (SEEDS - 2) + [1] * (SEEDS - 2)  # 16 first, to its cap; then 256
+
+
+def test_reruns_after_the_first_go_to_the_leaders_that_can_be_the_fastest():
+    # After one rerun each: batch 16 takes 0.19 s to the target, 64 0.22 s (a near tie that decides the answer),
+    # 256 0.55 s (nearly 3x slower, whatever its next reads). Its reruns are the cheapest, but they would not
+    # change the recommendation: the next ones go to 16 and 64 until their estimates are sure.
+    step_time = {16: 0.001, 64: 0.003, 256: 0.010}
+    records = []
+    for number, (b, steps, rerun_of) in enumerate([(16, 200, None), (64, 70, None), (256, 60, None),
+                                                    (16, 190, 0), (64, 75, 1), (256, 55, 2)]):
+        t = _trials(np.array([b]), [steps])[0]
+        t["curve"] = [{**p, "seconds": p["steps"] * step_time[b]} for p in t["curve"]]
+        t.update(number=number, rerun_of=rerun_of, step_time_s=step_time[b], objective=math.log(b * steps),
+                 reached_target=True)
+        records.append(t)
+    issued = Counter({0: 1, 1: 1, 2: 1})
+    order = []
+    for _ in range(4):
+        leader = next_rerun(records, 0.9, True, issued=issued, seconds_left=60)
+        order.append(leader["config"]["batch_size"])
+        issued[leader["number"]] += 1
+    assert sorted(order) == [16, 16, 64, 64]
