@@ -573,8 +573,8 @@ def next_explored_size(records: list[dict], batch_sizes: list[int], trial_sample
 
     A size's time to the target is its samples to the target ÷ its batch size × its step time (the median
     ``step_time_s`` of its trials). Its samples are read as ``scaling.best_per_batch`` reads its steps: the
-    least median of its leaders' reruns, else its fewest over its own trials (a lucky first read at a small
-    size would otherwise draw trials there until a rerun corrects it). A size none of whose trials has reached
+    rerun median of the leader that ranks first (``scaling.leader_rank``), else its fewest over its own trials
+    (a lucky first read at a small size would otherwise draw trials there until a rerun corrects it). A size none of whose trials has reached
     the target is taken at its whole planned run's time, which its time to the target exceeds. A size with no
     timed trial yet (none ended) is always a candidate, after the timed ones as tried as it. A size whose LR ladder
     has not started (``next_lr_factor``) is also taken at its default's time × the largest gain the ladder made at
@@ -592,7 +592,7 @@ def next_explored_size(records: list[dict], batch_sizes: list[int], trial_sample
     started while the first round ended, before the target, went to 16 and ran its whole run (up to 9 s).
     """
     from .replicate import TOP_K, median_step_times
-    from .scaling import choose_target
+    from .scaling import choose_target, leader_rank
 
     tried = Counter(running)
     for r in records:
@@ -628,11 +628,12 @@ def next_explored_size(records: list[dict], batch_sizes: list[int], trial_sample
             laddered.add(b)
         if read is not None:
             leaders.setdefault(b, []).append((read, r))
-    best: dict[int, float] = {}  # as scaling.best_per_batch reads a size: its leaders' rerun medians, else its best read
+    best: dict[int, float] = {}  # as scaling.best_per_batch reads a size: its first leader's rerun median, else its best read
     for b, reads in leaders.items():
         reads = sorted(reads, key=lambda x: x[0])[:TOP_K]
-        medians = [statistics.median(reruns[r["number"]]) for _, r in reads if r["number"] in reruns]
-        best[b] = min(medians) if medians else reads[0][0]
+        ranked = [(leader_rank(read, reruns[r["number"]]), statistics.median(reruns[r["number"]]))
+                  for read, r in reads if r["number"] in reruns]
+        best[b] = min(ranked)[1] if ranked else reads[0][0]
     seconds = {b: min(best.get(b, trial_samples), trial_samples) / b * step_times[b]
                for b in batch_sizes if b in step_times}
     # A size whose LR was not laddered yet is judged by what tuning gained at the sizes laddered so far: its

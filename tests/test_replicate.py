@@ -146,3 +146,15 @@ def test_reruns_after_the_first_go_to_the_leaders_that_can_be_the_fastest():
         order.append(leader["config"]["batch_size"])
         issued[leader["number"]] += 1
     assert sorted(order) == [16, 16, 64, 64]
+
+
+def test_a_sizes_leaders_are_ranked_on_every_read_and_its_value_is_the_reruns_median():
+    # Batch 128: trial 0 (lr 0.011) read 74 steps in the search and 170 in its one rerun; trial 1 (lr 0.005) read 116,
+    # then 131 and 137. By reruns alone trial 1 would lead (134 < 170) on trial 0's one unlucky rerun; on every
+    # read trial 0 does (122 < 131). The size's steps are still its reruns' (its own read was picked for being low).
+    trials = _trials(np.array([128, 128]), [74, 116])
+    trials[0]["config"]["lr"], trials[1]["config"]["lr"] = 0.011, 0.005
+    replicates = [{"trial": 0, "curve": _curve(170)}, {"trial": 1, "curve": _curve(131)}, {"trial": 1, "curve": _curve(137)}]
+    row = best_per_batch(trials, 0.9, True, replicates)[0]
+    assert row["config"]["lr"] == 0.011 and row["steps_to_target"] == pytest.approx(170, rel=0.02)
+    assert row["search_steps_to_target"] == pytest.approx(74, rel=0.02)
