@@ -75,26 +75,25 @@ def next_rerun(records: list[dict], target: float, higher_is_better: bool, *, is
             by_size.setdefault(r["config"]["batch_size"], []).append(r)
     leaders = [(size, k, trial) for size, trials in sorted(by_size.items())
                for k, trial in enumerate(sorted(trials, key=lambda t: t["objective"])[:TOP_K])]
-    due = [(size, k, trial, _expected_seconds(trial, target, higher_is_better)) for size, k, trial in leaders
-           if issued[trial["number"]] < SEEDS]
-    due = [d for d in due if d[3] <= seconds_left]
-    first = [d for d in due if d[1] == 0 and issued[d[2]["number"]] == 0]
+    due = [(k, trial, seconds) for _, k, trial in leaders if issued[trial["number"]] < SEEDS
+           and (seconds := _expected_seconds(trial, target, higher_is_better)) <= seconds_left]
+    first = [trial for k, trial, _ in due if k == 0 and issued[trial["number"]] == 0]
     if first:
-        return first[0][2]
+        return first[0]
     if not due:
         return None
     times = leader_times(records, [trial for _, _, trial in leaders])
     scatter = rerun_scatter(records)
     unknown = max(scatter.values(), default=1.0)
     fastest = min(times, key=times.get)
-    sd = {number: scatter.get(size, unknown) for size, _, t in leaders for number in [t["number"]]}
+    sd = {t["number"]: scatter.get(size, unknown) for size, _, t in leaders}
     share = {n: (sd[n] / max(INDIFFERENCE, times[n] - times[fastest])) ** 2 for n in times if n != fastest}
     share[fastest] = sd[fastest] * math.sqrt(sum(v**2 / sd[n] ** 2 for n, v in share.items()))
     if len(share) == 1:
         share[fastest] = 1.0
     total = sum(share.values())
     reruns = sum(issued[n] for n in times) + 1
-    return max(due, key=lambda d: (reruns * share[d[2]["number"]] / total - issued[d[2]["number"]], -d[3]))[2]
+    return max(due, key=lambda d: (reruns * share[d[1]["number"]] / total - issued[d[1]["number"]], -d[2]))[1]
 
 
 # Leaders whose times to the target differ by less than this (log) are told apart no further by reruns: the
@@ -107,17 +106,27 @@ def leader_times(records: list[dict], leaders: list[dict]) -> dict[int, float]:
     """Each leader's log time to the target, by trial number: the median of its reruns' samples to the target
     (a rerun cut before its crossing left out, as ``split_reruns`` reads it; none yet: its own read) ÷ its batch
     size × that size's step time (``median_step_times``)."""
-    reads: dict[int, list[float]] = {}
-    for r in records:
-        if r.get("rerun_of") is not None and "objective" in r and (r["status"] != "stopped" or r.get("reached_target")):
-            reads.setdefault(r["rerun_of"], []).append(r["objective"])
+    reads = measured_reruns(records)
     step_times = median_step_times(records)
     times = {}
     for t in leaders:
         b = t["config"]["batch_size"]
-        log_samples = statistics.median(reads[t["number"]]) if t["number"] in reads else t["objective"]
+        number = t["number"]
+        log_samples = statistics.median(r["objective"] for r in reads[number]) if number in reads else t["objective"]
         times[t["number"]] = log_samples - math.log(b) + math.log(step_times.get(b, 1.0))
     return times
+
+
+def measured_reruns(records: list[dict]) -> dict[int, list[dict]]:
+    """The search's scored reruns that measured something, by the number of the trial they reran: those that
+    ended (at their confirmed crossing, whole, or diverged: a miss), and those the time budget cut after their
+    crossing (``reached_target``); one cut before it measured nothing (``split_reruns`` says why)."""
+    by_trial: dict[int, list[dict]] = {}
+    for r in records:
+        if (r.get("rerun_of") is not None and r.get("curve") and r["status"] in ("completed", "diverged", "stopped")
+                and (r["status"] != "stopped" or r.get("reached_target"))):
+            by_trial.setdefault(r["rerun_of"], []).append(r)
+    return by_trial
 
 
 def median_step_times(records: list[dict]) -> dict[int, float]:

@@ -700,9 +700,9 @@ def _bootstrap(fit: ScalingFit, sizes: list[int], step_time: StepTimeModel, seed
     for _ in range(reps):
         log_b_noise, log_s_min = _map_fit(b, log_fitted + rng.normal(0, sd, n), log_prior)
         b_noise.append(math.exp(log_b_noise))
-        steps = math.exp(log_s_min) * (1 + math.exp(log_b_noise) / np.array(sizes, dtype=float))
-        picks.append(sizes[int(np.argmin(steps * times))])
-        regrets.append(steps * times / np.min(steps * times))
+        seconds = math.exp(log_s_min) * (1 + math.exp(log_b_noise) / np.array(sizes, dtype=float)) * times
+        picks.append(sizes[int(np.argmin(seconds))])
+        regrets.append(seconds / seconds.min())
     q = [100 * p for p in INTERVAL]
     return (tuple(np.percentile(b_noise, q).tolist()), tuple(np.percentile(picks, q).tolist()),
             np.mean(regrets, axis=0).tolist())

@@ -574,8 +574,8 @@ def next_explored_size(records: list[dict], batch_sizes: list[int], trial_sample
     A size's time to the target is its samples to the target ÷ its batch size × its step time (the median
     ``step_time_s`` of its trials). Its samples are read as ``scaling.best_per_batch`` reads its steps: the
     rerun median of the leader that ranks first (``scaling.leader_rank``), else its fewest over its own trials
-    (a lucky first read at a small size would otherwise draw trials there until a rerun corrects it). A size none of whose trials has reached
-    the target is taken at its whole planned run's time, which its time to the target exceeds. A size with no
+    (a lucky first read at a small size would otherwise draw trials there until a rerun corrects it). A size none
+    of whose trials has reached the target is taken at its whole planned run's time, which its time to the target exceeds. A size with no
     timed trial yet (none ended) is always a candidate, after the timed ones as tried as it. A size whose LR ladder
     has not started (``next_lr_factor``) is also taken at its default's time × the largest gain the ladder made at
     another size, if that is less (below).
@@ -591,7 +591,7 @@ def next_explored_size(records: list[dict], batch_sizes: list[int], trial_sample
     order, where 4096 (58 steps a run) never reaches the target and 16 was 2x slower than 64; and the one
     started while the first round ended, before the target, went to 16 and ran its whole run (up to 9 s).
     """
-    from .replicate import TOP_K, median_step_times
+    from .replicate import TOP_K, measured_reruns, median_step_times
     from .scaling import choose_target, leader_rank
 
     tried = Counter(running)
@@ -613,15 +613,15 @@ def next_explored_size(records: list[dict], batch_sizes: list[int], trial_sample
 
     step_times = median_step_times(records)
     leaders: dict[int, list[tuple[float, dict]]] = {}
-    reruns: dict[int, list[float]] = {}  # trial number → its reruns' samples to the target (a miss: the whole run)
+    # trial number → its reruns' samples to the target (a miss: the whole run)
+    reruns = {n: [trial_samples if (read := samples(r)) is None else read for r in rs]
+              for n, rs in measured_reruns(records).items()}
     defaults: dict[int, tuple[dict, float]] = {}  # batch size → its first scored trial (the first round's default)
     laddered: set[int] = set()  # sizes with a step of their LR ladder (``next_lr_factor``)
     for r in scored:
-        read = samples(r)
         if r.get("rerun_of") is not None:
-            if r["status"] != "stopped" or read is not None:  # cut by the time budget before it crossed: no read
-                reruns.setdefault(r["rerun_of"], []).append(trial_samples if read is None else read)
             continue
+        read = samples(r)
         b = r["config"]["batch_size"]
         default = defaults.setdefault(b, (r, math.inf if read is None else read))[0]
         if r is not default and _lr_step_of(r, default.get("params") or {}):
