@@ -632,6 +632,18 @@ def fit_scaling(
                 f"batch size{'s' if len(unconfirmed) > 1 else ''} {', '.join(map(str, unconfirmed))} "
                 f"{'were' if len(unconfirmed) > 1 else 'was'} not re-measured with fresh seeds (the budget ran out): "
                 "there the fit uses the search's best read, which is optimistic (the luckiest of its trials)")
+        # The same at the other end: the search space has a floor (batch_size.low), and a pick at the smallest size
+        # searched, with the time still falling toward it, may have a faster size below. Why it can happen: below
+        # B_noise the steps barely grow as B halves (S(B) = S_min(1 + B_noise/B)), so where the step time still
+        # falls with B (a model small enough that a step's fixed cost does not dominate) halving B can win.
+        floor = min(t["config"]["batch_size"] for t in trials if t["status"] in USABLE)
+        if pick["batch_size"] == floor and len(candidates) > 1 and candidates[1]["time_to_target_s"] > pick["time_to_target_s"]:
+            notes.append(
+                f"batch size {floor} is the smallest the search tried (the space's batch_size.low), and the time to the "
+                f"target still fell toward it ({pick['time_to_target_s']:.3g} s there, "
+                f"{candidates[1]['time_to_target_s']:.3g} s at {candidates[1]['batch_size']}): a smaller batch may reach "
+                f"the target sooner. To search below it, give --space a copy of the space file with batch_size.low "
+                f"{floor // 2}")
         unconstrained = _powers_of_two(hi, 4 * hi) if max_batch_size is not None and hi >= max_batch_size else []
         if unconstrained and min(unconstrained, key=lambda b: fit.steps_at(b) * step_time.at(b)) > hi:
             notes.append(

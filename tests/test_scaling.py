@@ -159,6 +159,22 @@ def test_a_critical_batch_size_outside_the_measured_sizes_is_called_an_extrapola
     assert not any("extrapolation" in n for n in inside.notes)
 
 
+def test_a_pick_at_the_smallest_size_searched_says_a_smaller_batch_may_be_faster():
+    # B_noise 4 and a step time that still halves with B: the time falls all the way down to 16, the smallest
+    # size the search tried, so the fastest size may lie below the space's floor; the user is told how to look.
+    b = np.array([16, 32, 64, 128])
+    falling = StepTimeModel.from_throughput([(s, 20000.0) for s in (8, 16, 128, 1024)])  # t(B) ∝ B
+    result = fit_scaling(_trials(b, 100 * (1 + 4 / b)), metric="accuracy", higher_is_better=True, target=0.9,
+                         planned_samples=10**5, step_time=falling)
+    assert result.batch_size == 16
+    assert any("smallest the search tried" in n and "batch_size.low 8" in n for n in result.notes)
+    # With B_noise well above the sizes searched and a flat step time the pick is larger: nothing to say.
+    flat = StepTimeModel.from_throughput([(s, 100.0 * s) for s in (8, 16, 128, 1024)])
+    larger = fit_scaling(_trials(b, 100 * (1 + 400 / b)), metric="accuracy", higher_is_better=True, target=0.9,
+                         planned_samples=10**5, step_time=flat)
+    assert larger.batch_size > 16 and not any("smallest the search tried" in n for n in larger.notes)
+
+
 def test_trials_that_learned_nothing_give_a_clear_error_not_a_target(tmp_path):
     from autobs.search import _recorder_class, _Recorder, _TargetState
 
