@@ -25,7 +25,7 @@ import math
 import os
 import platform
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from pathlib import Path
 
 import torch
@@ -35,29 +35,12 @@ if str(ROOT) not in sys.path:  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(ROOT))
 
 import autobs  # noqa: E402
-from benchmarks.scoring import OracleSummary, RunRecord, summarize  # noqa: E402
-
-_TASK: autobs.Task | None = None  # one per worker process, loaded once
+from benchmarks.scoring import OracleSummary, RunRecord, summarize, train_in_worker, worker_pool  # noqa: E402
 
 
 def lr_of(index: int, per_decade: int) -> float:
     """The grid's LRs are 10^(index/per_decade): integer indices make widening and resuming exact."""
     return float(f"{10 ** (index / per_decade):.6g}")
-
-
-def _init_worker(task_path: str, threads: int) -> None:
-    global _TASK
-    torch.set_num_threads(threads)
-    _TASK = autobs.load_task(task_path)
-
-
-def _train_one(spec: dict) -> dict:
-    config = autobs.TrainConfig(batch_size=spec["batch_size"], lr=spec["lr"], schedule=spec["schedule"],
-                                warmup_steps=spec.get("warmup_steps", 0))
-    result = autobs.train(_TASK, config, samples=spec["samples"], seed=spec["seed"], device="cpu",
-                          eval_every_samples=spec["eval_every_samples"])
-    return {**spec, "curve": [vars(p) for p in result.curve], "steps": result.steps, "diverged": result.diverged,
-            "stop_reason": result.stop_reason, "parallel_step_time_s": result.step_time_s}
 
 
 def measure_step_times(task: autobs.Task, batch_sizes, lr: float, timing_steps: int) -> dict[int, float]:
@@ -121,9 +104,8 @@ def run_grid(args: argparse.Namespace) -> OracleSummary:
     for run in read_runs(runs_path):  # LRs added by earlier widening stay in the grid
         if run["batch_size"] in lr_indices:
             lr_indices[run["batch_size"]].add(run["lr_index"])
-    threads = max(1, (os.cpu_count() or 1) // args.workers)
     summary = None
-    with ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(str(task.path), threads)) as pool:
+    with worker_pool(task, args.workers) as pool:
         for round_ in range(args.max_widen + 1):
             done = {(r["batch_size"], r["lr_index"], r["schedule"], r["seed"]) for r in read_runs(runs_path)}
             specs = [
@@ -135,7 +117,7 @@ def run_grid(args: argparse.Namespace) -> OracleSummary:
             # Largest batches first: they are the quickest, so results start arriving early.
             specs.sort(key=lambda s: -s["batch_size"])
             print(f"round {round_}: {len(specs)} runs to do, {len(done)} done", file=sys.stderr)
-            futures = [pool.submit(_train_one, spec) for spec in specs]
+            futures = [pool.submit(train_in_worker, spec) for spec in specs]
             try:
                 for i, future in enumerate(as_completed(futures), 1):
                     run = future.result()

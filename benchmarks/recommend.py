@@ -44,8 +44,9 @@ sys.path.insert(0, str(ROOT))
 import autobs  # noqa: E402
 from benchmarks import peers  # noqa: E402
 from autobs.scaling import StepTimeModel  # noqa: E402
-from benchmarks.scoring import (FRESH_SEEDS, SEEDS, fresh_oracle_best_steps, grid_run, load_oracle, refine_lr, regret,  # noqa: E402
-                                score_config, score_fresh, score_runs, time_to_target)
+from benchmarks.scoring import (CONTENDERS, FRESH_SEEDS, MANY_SEEDS, SEEDS, fresh_oracle_best_steps, grid_run,  # noqa: E402
+                                load_oracle, many_seed_best, many_seed_oracle, refine_lr, regret, score_config,
+                                score_fresh, score_many, score_runs, time_to_target, train_on_many_seeds)
 
 
 def _config(batch_size: int, lr: float, schedule: str, warmup_steps: int, total_steps: int, params=None) -> dict:
@@ -150,7 +151,7 @@ def step_times_now(task: autobs.Task, oracle: dict) -> dict[int, float]:
 
 
 def run_task(path: str, budget_share: float, cores: int, skip_peers: bool, seeds: list[int],
-             keep: Path | None = None) -> dict:
+             keep: Path | None = None, many_seeds: bool = False) -> dict:
     task = autobs.load_task(path)
     oracle = load_oracle(task.name)
     times = step_times_now(task, oracle)
@@ -184,11 +185,38 @@ def run_task(path: str, budget_share: float, cores: int, skip_peers: bool, seeds
                                                    if row["config"] else (math.inf, math.inf))
         print(f"{row['tuner']}: fresh seeds {row['steps_fresh']} steps, regret {row['regret_fresh']:.2f}", file=sys.stderr)
     refined = refined_oracle_fit(task, oracle)
-    return {"task": task.name, "budget_s": budget, "oracle": oracle, "rows": rows, "autobs": runs,
-            "step_time_now_s": times, "oracle_best_now": best_now, "oracle_best_steps_fresh": best_fresh,
-            "oracle_b_noise_refined": refined.b_noise,
-            "oracle_b_noise_monotone": monotone_oracle_fit(task, oracle).b_noise,
-            "oracle_steps_refined": dict(zip(refined.batch_sizes, refined.steps))}
+    result = {"task": task.name, "budget_s": budget, "oracle": oracle, "rows": rows, "autobs": runs,
+              "step_time_now_s": times, "oracle_best_now": best_now, "oracle_best_steps_fresh": best_fresh,
+              "oracle_b_noise_refined": refined.b_noise,
+              "oracle_b_noise_monotone": monotone_oracle_fit(task, oracle).b_noise,
+              "oracle_steps_refined": dict(zip(refined.batch_sizes, refined.steps))}
+    if many_seeds:
+        result["many_seeds"] = many_seed_scores(task, oracle, rows, runs)
+    return result
+
+
+def many_seed_scores(task: autobs.Task, oracle: dict, rows: list[dict], runs: list[dict]) -> dict:
+    """Every row's config and each batch size's best grid configs retrained on ``MANY_SEEDS``
+    (``scoring.many_seed_oracle`` says why): each row gains ``steps_many`` and ``regret_many``, each autobs run
+    the many-seed oracle's B_noise at its own target read as autobs reads; the oracle's best and B_noise on
+    those seeds are returned."""
+    contenders = many_seed_oracle(task, oracle)
+    reference = many_seed_best(contenders, oracle, oracle["target"])
+    scored = [row for row in rows if row["config"]]
+    for row, config_runs in zip(scored, train_on_many_seeds(task, oracle, [row["config"] for row in scored])):
+        row["steps_many"], row["regret_many"] = score_many(config_runs, oracle, reference)
+        print(f"{row['tuner']}: {len(MANY_SEEDS)} seeds {row['steps_many']} steps, regret {row['regret_many']:.2f}",
+              file=sys.stderr)
+    for row in rows:
+        row.setdefault("steps_many", math.inf)
+        row.setdefault("regret_many", math.inf)
+    for run in runs:
+        fit = many_seed_best(contenders, oracle, run["rec"]["target"], monotone=True).fit
+        run["oracle_b_noise_many_at_own_target"] = fit.b_noise if fit else math.nan
+    monotone = many_seed_best(contenders, oracle, oracle["target"], monotone=True).fit
+    return {"best": reference.best, "best_s": reference.best_s, "steps": reference.steps,
+            "b_noise": reference.fit.b_noise if reference.fit else math.nan,
+            "b_noise_monotone": monotone.b_noise if monotone else math.nan}
 
 
 def fmt(x: float, spec: str = ".3g") -> str:
@@ -212,7 +240,8 @@ def report(results: list[dict], args) -> str:
         f"Command: `python benchmarks/recommend.py"
         f"{' --tasks ' + ' '.join(_relative(t) for t in args.tasks) if args.tasks != DEFAULT_TASKS else ''}"
         f" --budget-share {args.budget_share:g}{' --skip-peers' if args.skip_peers else ''}"
-        f"{' --seeds ' + ' '.join(map(str, args.seeds)) if args.seeds != [0] else ''}`  ",
+        f"{' --seeds ' + ' '.join(map(str, args.seeds)) if args.seeds != [0] else ''}"
+        f"{' --many-seeds' if args.many_seeds else ''}`  ",
         f"Machine: {platform.machine()}, {args.cores} cores, CPU; torch {torch.__version__}  ",
         f"Date: {time.strftime('%Y-%m-%d')}  ",
         f"autobs's budget: {args.budget_share:.0%} of the grid's compute, divided by the {args.cores} cores its "
@@ -232,7 +261,7 @@ def report(results: list[dict], args) -> str:
         "",
     ]
     for r in results:
-        o = r["oracle"]
+        o, many = r["oracle"], r.get("many_seeds")
         lines += [
             f"## `{r['task']}` — target {o['target']:g} ({'≥' if o['higher_is_better'] else '≤'}), oracle's best: "
             f"batch {o['best']['batch_size']}, lr {o['best']['lr']:.3g}, {o['best']['schedule']}, "
@@ -245,8 +274,9 @@ def report(results: list[dict], args) -> str:
             f"{fmt(r['oracle_best_steps_fresh'], 'g')} steps (on the grid's: {o['best']['steps_to_target']:g}).",
             "",
             "| tuner | batch size | lr | schedule | warmup steps | steps to target | regret | regret, step times of this run "
-            "| steps, fresh seeds | regret, fresh seeds | regret at its own target | tuning cost (core-s) | share of grid |",
-            "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| steps, fresh seeds | regret, fresh seeds | regret at its own target | tuning cost (core-s) | share of grid |"
+            + (f" steps, {len(MANY_SEEDS)} seeds | regret, {len(MANY_SEEDS)} seeds |" if many else ""),
+            "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if many else ""),
         ]
         for row in r["rows"]:
             lines.append(
@@ -254,13 +284,23 @@ def report(results: list[dict], args) -> str:
                 f"| {fmt(row['steps_to_target'], 'g')} | {fmt(row['regret'], '.2f')} | {fmt(row['regret_now'], '.2f')} "
                 f"| {fmt(row['steps_fresh'], 'g')} | {fmt(row['regret_fresh'], '.2f')} "
                 f"| {fmt(row.get('regret_own_target'), '.2f')} | {row['cost_s']:.0f} "
-                f"| {row['cost_s'] / o['grid_seconds']:.1%} |")
+                f"| {row['cost_s'] / o['grid_seconds']:.1%} |"
+                + (f" {fmt(row['steps_many'], 'g')} | {fmt(row['regret_many'], '.2f')} |" if many else ""))
         o_b, o_refined = o["fit"]["b_noise"], r["oracle_b_noise_refined"]
         lines += ["", f"Oracle's B_noise: {o_b:.0f} from its grid's best steps per batch size, {o_refined:.0f} with its "
                   "LR grid refined around each batch size's best (refined best steps: "
                   + ", ".join(f"{int(b)}: {s_:g}" for b, s_ in r["oracle_steps_refined"].items())
                   + f"), {r['oracle_b_noise_monotone']:.0f} with its runs read as autobs reads steps (the crossing of "
                   "each curve's monotone fit).", ""]
+        if many:
+            b, lr, schedule = many["best"]
+            lines += [f"On {len(MANY_SEEDS)} seeds (seeds {MANY_SEEDS[0]}–{MANY_SEEDS[-1]}: each batch size's "
+                      f"{CONTENDERS} best configs of the grid, and every config of the table, retrained on them; the median "
+                      "over seeds; `scoring.many_seed_oracle` says why): the oracle's best is batch "
+                      f"{b}, lr {lr:.3g}, {schedule}, {many['best_s']:.3g} s; fewest steps per batch size "
+                      + ", ".join(f"{k}: {fmt(v, 'g')}" for k, v in many["steps"].items())
+                      + f"; B_noise {fmt(many['b_noise'], '.0f')} (first evaluation past the target), "
+                      f"{fmt(many['b_noise_monotone'], '.0f')} read as autobs reads.", ""]
         for run in r["autobs"]:
             rec = run["rec"]
             crit, lo_hi = rec["critical_batch_size"], rec["critical_batch_size_interval"]
@@ -273,6 +313,9 @@ def report(results: list[dict], args) -> str:
                    f"read as autobs reads: {run['oracle_b_noise_at_own_target']:.0f}, ratio "
                    f"{crit / run['oracle_b_noise_at_own_target']:.2f} (its grid with one seed alone: "
                    + " and ".join(f"{x:.0f}" for x in run["oracle_b_noise_per_seed_at_own_target"]) + ")"
+                   + (f"; the {len(MANY_SEEDS)}-seed oracle's at this target, read as autobs reads: "
+                      f"{run['oracle_b_noise_many_at_own_target']:.0f}, ratio "
+                      f"{crit / run['oracle_b_noise_many_at_own_target']:.2f}" if many else "")
                    if crit else "")
                 + f"; at the oracle's target {o['target']:g}, from the search's reads alone: "
                 f"{fmt(run['b_noise_at_oracle_target'], '.0f')}; B_simple {fmt(rec['b_simple'], '.0f')}. "
@@ -293,7 +336,15 @@ def report(results: list[dict], args) -> str:
                       f"{', '.join(fmt(x, '.2f') for x in regrets_fresh)}; at its own target "
                       f"{', '.join(fmt(x, '.2f') for x in regrets_own)}); B_noise / the "
                       f"refined oracle's {', '.join(fmt(x, '.2f') for x in ratios)}; / the oracle's at autobs's "
-                      f"own target (read as autobs reads) {', '.join(fmt(x, '.2f') for x in same_target)}.", ""]
+                      f"own target (read as autobs reads) {', '.join(fmt(x, '.2f') for x in same_target)}."]
+            if many:
+                regrets_many = sorted(run["row"]["regret_many"] for run in r["autobs"])
+                many_target = sorted((run["rec"]["critical_batch_size"] or math.nan)
+                                     / run["oracle_b_noise_many_at_own_target"] for run in r["autobs"])
+                lines[-1] += (f" On {len(MANY_SEEDS)} seeds: regret {', '.join(fmt(x, '.2f') for x in regrets_many)}; "
+                              f"B_noise / the {len(MANY_SEEDS)}-seed oracle's at autobs's own target (read as autobs "
+                              f"reads) {', '.join(fmt(x, '.2f') for x in many_target)}.")
+            lines.append("")
     return "\n".join(lines)
 
 
@@ -307,12 +358,17 @@ def main() -> None:
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
                         help="run autobs once per seed (its sampler and stages); peers run once")
+    parser.add_argument("--many-seeds", action="store_true",
+                        help=f"also score every config on {len(MANY_SEEDS)} seeds against each batch size's best "
+                             "grid configs retrained on them (scoring.many_seed_oracle; its runs are kept in "
+                             "reports/oracle/<task>/seeds.jsonl)")
     parser.add_argument("--out", default=str(ROOT / "reports/recommend.md"))
     parser.add_argument("--keep-runs", type=Path, default=None,
                         help="keep autobs's run directories under this folder (<task>/seed<N>; default: discarded)")
     args = parser.parse_args()
     args.cores = len(os.sched_getaffinity(0))
-    results = [run_task(t, args.budget_share, args.cores, args.skip_peers, args.seeds, args.keep_runs) for t in args.tasks]
+    results = [run_task(t, args.budget_share, args.cores, args.skip_peers, args.seeds, args.keep_runs,
+                       args.many_seeds) for t in args.tasks]
     text = report(results, args)
     Path(args.out).write_text(text + "\n")
     Path(args.out).with_suffix(".json").write_text(json.dumps(

@@ -81,8 +81,9 @@ def test_oracle_resume_reads_finished_runs_and_skips_a_cut_line(tmp_path):
 
 def _tiny_oracle(task) -> dict:
     """A grid of three LRs at batch 32 on the tests' small task, the middle one best (made-up steps)."""
-    configs = [{"batch_size": 32, "lr": lr, "schedule": "constant", "steps_to_target": steps}
-               for lr, steps in ((0.1, 60.0), (0.316228, 40.0), (1.0, math.inf))]
+    configs = [{"batch_size": 32, "lr": lr, "schedule": "constant", "seeds": 2, "steps_to_target": steps,
+                "time_to_target_s": steps * 0.01, "best_metric": best, "final_metric": best}
+               for lr, steps, best in ((0.1, 60.0, 0.85), (0.316228, 40.0, 0.9), (1.0, math.inf, 0.5))]
     return {"target": 0.8, "higher_is_better": True, "configs": configs,
             "per_batch": [{"batch_size": 32, "lr": 0.316228, "schedule": "constant", "steps_to_target": 40.0}],
             "settings": {"samples": 20 * len(task.train), "evals": 10}}
@@ -146,6 +147,53 @@ def test_fresh_seed_regret_retrains_both_configs_on_seeds_the_grid_never_ran(wri
     # A far too small LR needs more steps on the same seeds, or never gets there.
     _, slow = scoring.score_fresh(task, {"batch_size": 32, "lr": 0.001, "schedule": "constant"}, oracle, best_steps)
     assert slow > 1.0
+
+
+def test_many_seed_oracle_retrains_each_sizes_best_configs_on_the_seeds_the_grid_lacks_once(write_task, tmp_path,
+                                                                                           monkeypatch):
+    import statistics
+    from dataclasses import asdict
+
+    import autobs
+    from autobs.scaling import steps_to_target
+    from benchmarks import scoring
+    from tests.conftest import GOOD_TASK
+
+    task = autobs.load_task(write_task(GOOD_TASK))
+    oracle = _tiny_oracle(task) | {"target": 0.5, "higher_is_better": False, "step_time_s": {"32": 0.01, "64": 0.015}}
+    monkeypatch.setattr(scoring, "ORACLE_DIR", tmp_path)
+    monkeypatch.setattr(scoring, "MANY_SEEDS", (0, 1, 2))
+    monkeypatch.setattr(scoring, "CONTENDERS", 2)
+    (tmp_path / task.name).mkdir()
+    grid = [scoring.grid_run(task, oracle, c, seed) for c in oracle["configs"] for seed in (0, 1)]
+    (tmp_path / task.name / "runs.jsonl").write_text("".join(json.dumps(asdict(r)) + "\n" for r in grid))
+    scoring.grid_records.cache_clear()
+    try:
+        contenders = scoring.many_seed_oracle(task, oracle, workers=1)
+        # The size's 2 best configs of the grid (fewest steps), each on seeds 0-2: the grid's own runs for 0 and 1,
+        # seed 2 trained and kept, once per config.
+        assert set(contenders) == {(32, 0.316228, "constant"), (32, 0.1, "constant")}
+        for key, runs in contenders.items():
+            assert [r.seed for r in runs] == [0, 1, 2]
+            assert runs[:2] == [r for r in grid if (r.batch_size, r.lr, r.schedule) == key]
+        kept = read_runs(tmp_path / task.name / "seeds.jsonl")
+        assert sorted((r["lr"], r["seed"]) for r in kept) == [(0.1, 2), (0.316228, 2)]
+
+        def no_training(*args, **kwargs):
+            raise AssertionError("a kept run was trained again")
+
+        monkeypatch.setattr(scoring, "worker_pool", no_training)
+        assert scoring.many_seed_oracle(task, oracle) == contenders
+    finally:
+        scoring.grid_records.cache_clear()
+    # Read at the target: the best is the contender with the least median over the seeds; it scores regret 1
+    # against itself, the other at least 1.
+    reference = scoring.many_seed_best(contenders, oracle, oracle["target"])
+    medians = {k: statistics.median(steps_to_target(r.curve, 0.5, False) for r in runs) for k, runs in contenders.items()}
+    assert reference.best == min(medians, key=medians.get) and reference.steps == {32: min(medians.values())}
+    assert scoring.score_many(contenders[reference.best], oracle, reference) == (reference.steps[32], 1.0)
+    other = next(k for k in contenders if k != reference.best)
+    assert scoring.score_many(contenders[other], oracle, reference)[1] >= 1.0
 
 
 def test_a_config_is_scored_at_another_target_against_the_oracles_best_re_read_there():
