@@ -831,6 +831,10 @@ def start_ray(address: str | None, num_cpus: int, num_gpus: int) -> bool:
     import logging
 
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+    # When the budget ends a trial before its first report, Ray's result table warns that it "failed to fetch
+    # metrics" for it, with a path into its folder. autobs reads its trials from its own record (trials.json),
+    # which counts such a trial as cut short, so the warning only alarms: keep Ray's table analysis quiet.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     # address="local": a Ray of our own even when another runs on this machine (or a killed one left its
     # address in /tmp/ray): without it ray.init joins that one and refuses num_cpus.
     ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=False,
