@@ -33,7 +33,8 @@ def rescore(result: dict, task_path: str) -> dict:
     runs = result["autobs"]
     by_tuner = {run["row"]["tuner"]: run["row"] for run in runs}  # the JSON holds two copies of autobs's rows
     rows = [by_tuner.get(row["tuner"], row) for row in result["rows"]]
-    return result | {"rows": rows, "many_seeds": many_seed_scores(task, load_oracle(task.name), rows, runs)}
+    return result | {"rows": rows, "many_seeds": many_seed_scores(task, load_oracle(task.name), rows, runs,
+                                                                  result["step_time_now_s"])}
 
 
 def report(source: str, results: list[dict], tasks: list[str]) -> str:
@@ -48,7 +49,8 @@ def report(source: str, results: list[dict], tasks: list[str]) -> str:
         f"configs retrained on the same seeds (`scoring.many_seed_oracle` says why: with the grid's two seeds one "
         "config's read scatters by more than the 15% a regret goal tolerates, and the grid's best is the least of "
         "~40 such reads). Regret uses the grid's step times, as the source table's does; *regret, 2 seeds* is the "
-        "source table's.",
+        "source table's; *step times of the source run*: the same with the step times the source run measured at "
+        "its start (`recommend.step_times_now`), the oracle's best re-chosen with them.",
         "",
     ]
     for r in results:
@@ -65,8 +67,9 @@ def report(source: str, results: list[dict], tasks: list[str]) -> str:
             f"{fmt(many['b_noise_monotone'], '.0f')} read as autobs reads.",
             "",
             f"| tuner | batch size | lr | schedule | regret, 2 seeds | steps, {len(MANY_SEEDS)} seeds "
-            f"| regret, {len(MANY_SEEDS)} seeds | B_noise | the {len(MANY_SEEDS)}-seed oracle's at its target | ratio |",
-            "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+            f"| regret, {len(MANY_SEEDS)} seeds | regret, {len(MANY_SEEDS)} seeds, step times of the source run "
+            f"| B_noise | the {len(MANY_SEEDS)}-seed oracle's at its target | ratio |",
+            "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         b_noise = {run["row"]["tuner"]: (run["rec"]["critical_batch_size"] or math.nan,
                                          run["oracle_b_noise_many_at_own_target"]) for run in r["autobs"]}
@@ -74,6 +77,7 @@ def report(source: str, results: list[dict], tasks: list[str]) -> str:
             mine, theirs = b_noise.get(row["tuner"], (math.nan, math.nan))
             lines.append(f"| {row['tuner']} | {row['batch_size']} | {fmt(row['lr'])} | {row['schedule']} "
                          f"| {fmt(row['regret'], '.2f')} | {fmt(row['steps_many'], 'g')} | {fmt(row['regret_many'], '.2f')} "
+                         f"| {fmt(row['regret_many_now'], '.2f')} "
                          f"| {fmt(mine, '.0f')} | {fmt(theirs, '.0f')} | {fmt(mine / theirs, '.2f')} |")
         lines.append("")
     return "\n".join(lines)

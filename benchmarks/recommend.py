@@ -191,30 +191,37 @@ def run_task(path: str, budget_share: float, cores: int, skip_peers: bool, seeds
               "oracle_b_noise_monotone": monotone_oracle_fit(task, oracle).b_noise,
               "oracle_steps_refined": dict(zip(refined.batch_sizes, refined.steps))}
     if many_seeds:
-        result["many_seeds"] = many_seed_scores(task, oracle, rows, runs)
+        result["many_seeds"] = many_seed_scores(task, oracle, rows, runs, times)
     return result
 
 
-def many_seed_scores(task: autobs.Task, oracle: dict, rows: list[dict], runs: list[dict]) -> dict:
+def many_seed_scores(task: autobs.Task, oracle: dict, rows: list[dict], runs: list[dict],
+                     step_time_now_s: dict) -> dict:
     """Every row's config and each batch size's best grid configs retrained on ``MANY_SEEDS``
-    (``scoring.many_seed_oracle`` says why): each row gains ``steps_many`` and ``regret_many``, each autobs run
-    the many-seed oracle's B_noise at its own target read as autobs reads; the oracle's best and B_noise on
-    those seeds are returned."""
+    (``scoring.many_seed_oracle`` says why): each row gains ``steps_many`` and ``regret_many`` (the grid's step
+    times) and ``regret_many_now`` (``step_time_now_s``, this run's: both yardsticks at their most faithful, many
+    seeds and timings side by side), each autobs run the many-seed oracle's B_noise at its own target read as
+    autobs reads; the oracle's best and B_noise on those seeds are returned."""
     contenders = many_seed_oracle(task, oracle)
     reference = many_seed_best(contenders, oracle, oracle["target"])
+    now = StepTimeModel.from_throughput((int(b), int(b) / t) for b, t in step_time_now_s.items())
+    reference_now = many_seed_best(contenders, oracle, oracle["target"], step_time=now)
     scored = [row for row in rows if row["config"]]
     for row, config_runs in zip(scored, train_on_many_seeds(task, oracle, [row["config"] for row in scored])):
         row["steps_many"], row["regret_many"] = score_many(config_runs, oracle, reference)
+        row["regret_many_now"] = score_many(config_runs, oracle, reference_now)[1]
         print(f"{row['tuner']}: {len(MANY_SEEDS)} seeds {row['steps_many']} steps, regret {row['regret_many']:.2f}",
               file=sys.stderr)
     for row in rows:
         row.setdefault("steps_many", math.inf)
         row.setdefault("regret_many", math.inf)
+        row.setdefault("regret_many_now", math.inf)
     for run in runs:
         fit = many_seed_best(contenders, oracle, run["rec"]["target"], monotone=True).fit
         run["oracle_b_noise_many_at_own_target"] = fit.b_noise if fit else math.nan
     monotone = many_seed_best(contenders, oracle, oracle["target"], monotone=True).fit
     return {"best": reference.best, "best_s": reference.best_s, "steps": reference.steps,
+            "best_now": reference_now.best, "best_now_s": reference_now.best_s,
             "b_noise": reference.fit.b_noise if reference.fit else math.nan,
             "b_noise_monotone": monotone.b_noise if monotone else math.nan}
 
@@ -275,8 +282,9 @@ def report(results: list[dict], args) -> str:
             "",
             "| tuner | batch size | lr | schedule | warmup steps | steps to target | regret | regret, step times of this run "
             "| steps, fresh seeds | regret, fresh seeds | regret at its own target | tuning cost (core-s) | share of grid |"
-            + (f" steps, {len(MANY_SEEDS)} seeds | regret, {len(MANY_SEEDS)} seeds |" if many else ""),
-            "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if many else ""),
+            + (f" steps, {len(MANY_SEEDS)} seeds | regret, {len(MANY_SEEDS)} seeds | regret, {len(MANY_SEEDS)} seeds, "
+               "step times of this run |" if many else ""),
+            "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if many else ""),
         ]
         for row in r["rows"]:
             lines.append(
@@ -285,7 +293,8 @@ def report(results: list[dict], args) -> str:
                 f"| {fmt(row['steps_fresh'], 'g')} | {fmt(row['regret_fresh'], '.2f')} "
                 f"| {fmt(row.get('regret_own_target'), '.2f')} | {row['cost_s']:.0f} "
                 f"| {row['cost_s'] / o['grid_seconds']:.1%} |"
-                + (f" {fmt(row['steps_many'], 'g')} | {fmt(row['regret_many'], '.2f')} |" if many else ""))
+                + (f" {fmt(row['steps_many'], 'g')} | {fmt(row['regret_many'], '.2f')} "
+                   f"| {fmt(row['regret_many_now'], '.2f')} |" if many else ""))
         o_b, o_refined = o["fit"]["b_noise"], r["oracle_b_noise_refined"]
         lines += ["", f"Oracle's B_noise: {o_b:.0f} from its grid's best steps per batch size, {o_refined:.0f} with its "
                   "LR grid refined around each batch size's best (refined best steps: "
@@ -297,7 +306,8 @@ def report(results: list[dict], args) -> str:
             lines += [f"On {len(MANY_SEEDS)} seeds (seeds {MANY_SEEDS[0]}–{MANY_SEEDS[-1]}: each batch size's "
                       f"{CONTENDERS} best configs of the grid, and every config of the table, retrained on them; the median "
                       "over seeds; `scoring.many_seed_oracle` says why): the oracle's best is batch "
-                      f"{b}, lr {lr:.3g}, {schedule}, {many['best_s']:.3g} s; fewest steps per batch size "
+                      f"{b}, lr {lr:.3g}, {schedule}, {many['best_s']:.3g} s (with this run's step times: batch "
+                      f"{many['best_now'][0]}, lr {many['best_now'][1]:.3g}, {many['best_now'][2]}); fewest steps per batch size "
                       + ", ".join(f"{k}: {fmt(v, 'g')}" for k, v in many["steps"].items())
                       + f"; B_noise {fmt(many['b_noise'], '.0f')} (first evaluation past the target), "
                       f"{fmt(many['b_noise_monotone'], '.0f')} read as autobs reads.", ""]
@@ -339,9 +349,11 @@ def report(results: list[dict], args) -> str:
                       f"own target (read as autobs reads) {', '.join(fmt(x, '.2f') for x in same_target)}."]
             if many:
                 regrets_many = sorted(run["row"]["regret_many"] for run in r["autobs"])
+                regrets_many_now = sorted(run["row"]["regret_many_now"] for run in r["autobs"])
                 many_target = sorted((run["rec"]["critical_batch_size"] or math.nan)
                                      / run["oracle_b_noise_many_at_own_target"] for run in r["autobs"])
-                lines[-1] += (f" On {len(MANY_SEEDS)} seeds: regret {', '.join(fmt(x, '.2f') for x in regrets_many)}; "
+                lines[-1] += (f" On {len(MANY_SEEDS)} seeds: regret {', '.join(fmt(x, '.2f') for x in regrets_many)} "
+                              f"(with this run's step times {', '.join(fmt(x, '.2f') for x in regrets_many_now)}); "
                               f"B_noise / the {len(MANY_SEEDS)}-seed oracle's at autobs's own target (read as autobs "
                               f"reads) {', '.join(fmt(x, '.2f') for x in many_target)}.")
             lines.append("")

@@ -364,14 +364,16 @@ class ManySeedBest:
     best: tuple  # (batch_size, lr, schedule)
     best_s: float  # its time-to-target with the grid's step times
     fit: ScalingFit | None  # S(B) over the sizes that reach the target; None if fewer than 2
+    step_time: StepTimeModel  # the t(B) the times were read with
 
 
 def many_seed_best(contenders: Mapping[tuple, list[RunRecord]], oracle: Mapping, target: float,
-                   monotone: bool = False) -> ManySeedBest:
+                   monotone: bool = False, step_time: StepTimeModel | None = None) -> ManySeedBest:
     """Read ``contenders`` (``many_seed_oracle``) at ``target``: at the first evaluation past it, as the grid is
     read, or with ``monotone`` as autobs reads its trials (``steps_to_target(monotone=True)``: the crossing of
-    the curve's monotone fit) — for B_noise compared with autobs's, read the same way."""
-    times = _grid_step_times(oracle)
+    the curve's monotone fit) — for B_noise compared with autobs's, read the same way. ``step_time``: t(B) for
+    the times (default the grid's table; ``score_many`` uses the same)."""
+    times = step_time or _grid_step_times(oracle)
     higher = oracle["higher_is_better"]
     steps: dict[int, float] = {}
     best, best_s = None, math.inf
@@ -382,16 +384,16 @@ def many_seed_best(contenders: Mapping[tuple, list[RunRecord]], oracle: Mapping,
             best, best_s = key, time_to_target(s, times.at(key[0]))
     reached = {b: s for b, s in sorted(steps.items()) if math.isfinite(s)}
     fit = fit_steps_to_target(list(reached), list(reached.values())) if len(reached) >= 2 else None
-    return ManySeedBest(target, steps, best, best_s, fit)
+    return ManySeedBest(target, steps, best, best_s, fit, times)
 
 
 def score_many(runs: list[RunRecord], oracle: Mapping, reference: ManySeedBest) -> tuple[float, float]:
     """(steps-to-target, regret) of one config's runs on ``MANY_SEEDS`` (``train_on_many_seeds``) against the
-    many-seed oracle's best read at the same target (``many_seed_best``)."""
+    many-seed oracle's best read at the same target and with the same step times (``many_seed_best``)."""
     steps = config_steps_to_target(runs, reference.target, oracle["higher_is_better"])
     if not math.isfinite(reference.best_s):
         return steps, math.nan  # no contender reaches the target on these seeds: no reference to divide by
-    return steps, regret(time_to_target(steps, _grid_step_times(oracle).at(runs[0].batch_size)), reference.best_s)
+    return steps, regret(time_to_target(steps, reference.step_time.at(runs[0].batch_size)), reference.best_s)
 
 
 def refine_lr(task, oracle: Mapping, batch_size: int) -> tuple[float, float, dict[float, float]]:
