@@ -254,9 +254,11 @@ def test_failures_in_a_row_stop_the_search_with_a_message(tmp_path):
 def test_local_ray_listens_on_loopback_only_and_has_no_dashboard():
     import psutil
 
+    # Children from before (another test's worker pool leaves multiprocessing's resource tracker running) are not Ray's.
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
     assert start_ray(None, num_cpus=1, num_gpus=0)
     try:
-        ray_processes = psutil.Process().children(recursive=True)
+        ray_processes = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
         ours = {p.pid for p in ray_processes} | {os.getpid()}
         listening = [c.laddr for c in psutil.net_connections(kind="inet")
                      if c.status == psutil.CONN_LISTEN and c.pid in ours]
