@@ -636,7 +636,7 @@ def fit_scaling(
         # searched, with the time still falling toward it, may have a faster size below. Why it can happen: below
         # B_noise the steps barely grow as B halves (S(B) = S_min(1 + B_noise/B)), so where the step time still
         # falls with B (a model small enough that a step's fixed cost does not dominate) halving B can win.
-        floor = min(t["config"]["batch_size"] for t in trials if t["status"] in USABLE)
+        floor = min(t["config"]["batch_size"] for t in trials)  # the first round runs every size of the space
         if pick["batch_size"] == floor and len(candidates) > 1 and candidates[1]["time_to_target_s"] > pick["time_to_target_s"]:
             notes.append(
                 f"batch size {floor} is the smallest the search tried (the space's batch_size.low), and the time to the "

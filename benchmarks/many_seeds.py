@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -28,21 +29,23 @@ from benchmarks.scoring import CONTENDERS, MANY_SEEDS, load_oracle  # noqa: E402
 
 
 def rescore(result: dict, task_path: str) -> dict:
-    """``result`` (one task of a recommend report's JSON) with every row scored on ``MANY_SEEDS``."""
-    task = autobs.load_task(task_path)
+    """``result`` (one task of a recommend report's JSON, its ``oracle`` added) with every row scored on
+    ``MANY_SEEDS``."""
     runs = result["autobs"]
     by_tuner = {run["row"]["tuner"]: run["row"] for run in runs}  # the JSON holds two copies of autobs's rows
     rows = [by_tuner.get(row["tuner"], row) for row in result["rows"]]
-    return result | {"rows": rows, "many_seeds": many_seed_scores(task, load_oracle(task.name), rows, runs,
-                                                                  result["step_time_now_s"])}
+    return result | {"rows": rows, "many_seeds": many_seed_scores(autobs.load_task(task_path), result["oracle"], rows,
+                                                                  runs, result["step_time_now_s"])}
 
 
-def report(source: str, results: list[dict], tasks: list[str]) -> str:
+def report(args: argparse.Namespace, results: list[dict]) -> str:
+    source = args.source
     lines = [
         f"# Whole recommendation rescored on {len(MANY_SEEDS)} seeds",
         "",
-        f"Command: `python benchmarks/many_seeds.py {_relative(source)} --tasks {' '.join(tasks)}`  ",
-        f"Machine: {platform.machine()}, CPU; torch {torch.__version__}  ",
+        f"Command: `python benchmarks/many_seeds.py {_relative(source)}"
+        f"{' --tasks ' + ' '.join(args.tasks) if args.tasks else ''} --out {_relative(args.out)}`  ",
+        f"Machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores, CPU; torch {torch.__version__}  ",
         f"Date: {time.strftime('%Y-%m-%d')}  ",
         f"The configs `{_relative(source)}` recommended, each retrained like the grid's runs on seeds "
         f"{MANY_SEEDS[0]}–{MANY_SEEDS[-1]} (the median over them), against each batch size's {CONTENDERS} best grid "
@@ -92,7 +95,7 @@ def main() -> None:
     paths = {Path(p).stem: p for p in DEFAULT_TASKS}
     results = [r for r in json.loads(Path(args.source).read_text()) if not args.tasks or r["task"] in args.tasks]
     results = [rescore(r | {"oracle": load_oracle(r["task"])}, paths[r["task"]]) for r in results]
-    text = report(args.source, results, [r["task"] for r in results])
+    text = report(args, results)
     Path(args.out).write_text(text + "\n")
     Path(args.out).with_suffix(".json").write_text(json.dumps(
         [{k: v for k, v in r.items() if k != "oracle"} for r in results], indent=2, default=str))

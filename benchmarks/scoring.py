@@ -326,15 +326,14 @@ def many_seed_oracle(task, oracle: Mapping, workers: int = 2) -> dict[tuple, lis
     from benchmarks.oracle import append_run, read_runs  # oracle.py imports this module
 
     higher = oracle["higher_is_better"]
-    contenders = []
+    contenders = []  # the oracle's config dicts: batch_size, lr and schedule are all ``run_spec`` reads
     for b in sorted({c["batch_size"] for c in oracle["configs"]}):
-        at_b = [ConfigScore(**c) for c in oracle["configs"] if c["batch_size"] == b]
-        contenders += sorted(at_b, key=lambda c: _rank(c, higher))[:CONTENDERS]
+        at_b = [c for c in oracle["configs"] if c["batch_size"] == b]
+        contenders += sorted(at_b, key=lambda c: _rank(ConfigScore(**c), higher))[:CONTENDERS]
     path = ORACLE_DIR / task.name / "seeds.jsonl"
-    known = {(r.batch_size, r.lr, r.schedule, r.seed): r for r in grid_records(task.name)}
-    known |= {(r.batch_size, r.lr, r.schedule, r.seed): r for r in map(RunRecord.from_dict, read_runs(path))}
-    missing = [run_spec(oracle, asdict(c), seed) for c in contenders for seed in MANY_SEEDS
-               if (*_key(asdict(c)), seed) not in known]
+    known = {(*_key(asdict(r)), r.seed): r for r in grid_records(task.name)}
+    known |= {(*_key(r), r["seed"]): RunRecord.from_dict(r) for r in read_runs(path)}
+    missing = [run_spec(oracle, c, seed) for c in contenders for seed in MANY_SEEDS if (*_key(c), seed) not in known]
     if missing:
         with worker_pool(task, workers) as pool:
             for i, future in enumerate(as_completed([pool.submit(train_in_worker, s) for s in missing]), 1):
@@ -343,7 +342,7 @@ def many_seed_oracle(task, oracle: Mapping, workers: int = 2) -> dict[tuple, lis
                 known[(*_key(run), run["seed"])] = RunRecord.from_dict(run)
                 print(f"  many-seed oracle [{i}/{len(missing)}] batch {run['batch_size']} lr {run['lr']} "
                       f"{run['schedule']} seed {run['seed']}", file=sys.stderr)
-    return {_key(asdict(c)): [known[(*_key(asdict(c)), seed)] for seed in MANY_SEEDS] for c in contenders}
+    return {_key(c): [known[(*_key(c), seed)] for seed in MANY_SEEDS] for c in contenders}
 
 
 def train_on_many_seeds(task, oracle: Mapping, configs: list[Mapping], workers: int = 2) -> list[list[RunRecord]]:
@@ -380,8 +379,8 @@ def many_seed_best(contenders: Mapping[tuple, list[RunRecord]], oracle: Mapping,
     for key, runs in contenders.items():
         s = statistics.median(steps_to_target(r.curve, target, higher, monotone=monotone) for r in runs)
         steps[key[0]] = min(steps.get(key[0], math.inf), s)
-        if time_to_target(s, times.at(key[0])) < best_s:
-            best, best_s = key, time_to_target(s, times.at(key[0]))
+        if (seconds := time_to_target(s, times.at(key[0]))) < best_s:
+            best, best_s = key, seconds
     reached = {b: s for b, s in sorted(steps.items()) if math.isfinite(s)}
     fit = fit_steps_to_target(list(reached), list(reached.values())) if len(reached) >= 2 else None
     return ManySeedBest(target, steps, best, best_s, fit, times)
