@@ -7,9 +7,11 @@ time-to-target over the oracle's best) and tuning cost (the compute it spent ove
 is also retrained with fresh seeds, as is the oracle's best (``scoring.FRESH_SEEDS``: on the grid's own
 seeds the oracle's best is a lucky draw).
 
-Tuning cost of autobs = the wall time of its serial stages (probe, range test, noise, fit) + the search's
-wall time × the trials it ran in parallel: every core-second the machine gave it, including evaluation,
-Ray start-up and idle slots, so it is an upper bound. The grid's compute counts training steps only.
+Tuning cost of autobs = its wall time × the cores: every core-second the machine gave it, including evaluation,
+Ray start-up and idle slots, so it is an upper bound. The search runs one trial a core; the serial stages
+(probe, range test, noise, fit) run with torch's default thread count, one thread a core, so they hold every
+core too (until 2026-12-02 they were counted as one core: 10-15% less on digits). The grid's compute counts
+training steps only.
 
     python benchmarks/recommend.py                      # both examples and friedman_mlp, budget 15% of each grid / 2 cores
     python benchmarks/recommend.py --tasks examples/digits_mlp.py --budget-share 0.3
@@ -108,8 +110,7 @@ def autobs_run(task: autobs.Task, oracle: dict, budget: float, cores: int, seed:
                             step_time=StepTimeModel.from_probes(memory["probes"]),
                             planned_samples=task.epochs * len(task.train), max_batch_size=rec.max_batch_size,
                             b_simple=rec.b_simple, target=oracle["target"])
-    seconds = rec.stage_seconds
-    cost_s = wall - seconds["joint search"] + seconds["joint search"] * cores
+    cost_s = wall * cores
     config = _config(rec.batch_size, rec.lr, rec.schedule, rec.warmup_steps, rec.total_steps, rec.schedule_params)
     runs = [grid_run(task, oracle, config, s) for s in SEEDS]
     steps, reg = score_runs(task.name, runs, oracle)
@@ -166,7 +167,7 @@ def run_task(path: str, budget_share: float, cores: int, skip_peers: bool, seeds
             total = max(1, task.epochs * len(task.train) // p.batch_size)
             config = _config(p.batch_size, p.lr, p.schedule, p.warmup_steps, total) if math.isfinite(p.lr) else None
             steps, reg = score_config(task, config, oracle) if config else (math.inf, math.inf)  # None: the peer gave no LR
-            cost = p.tuner_seconds * (cores if p.peer.startswith("ray") else 1)
+            cost = p.tuner_seconds * cores  # as autobs's: in-process peers run torch on every core
             rows.append({"tuner": p.peer, "batch_size": p.batch_size, "lr": p.lr, "schedule": p.schedule,
                          "warmup_steps": p.warmup_steps, "steps_to_target": steps, "regret": reg, "cost_s": cost,
                          "wall_s": p.tuner_seconds, "config": config})
@@ -199,31 +200,47 @@ def many_seed_scores(task: autobs.Task, oracle: dict, rows: list[dict], runs: li
                      step_time_now_s: dict) -> dict:
     """Every row's config and each batch size's best grid configs retrained on ``MANY_SEEDS``
     (``scoring.many_seed_oracle`` says why): each row gains ``steps_many`` and ``regret_many`` (the grid's step
-    times) and ``regret_many_now`` (``step_time_now_s``, this run's: both yardsticks at their most faithful, many
-    seeds and timings side by side), each autobs run the many-seed oracle's B_noise at its own target read as
-    autobs reads; the oracle's best and B_noise on those seeds are returned."""
+    times), ``regret_many_now`` (``step_time_now_s``, this run's: both yardsticks at their most faithful, many
+    seeds and timings side by side) and ``regret_many_monotone`` (the same, every curve read at the crossing of
+    its monotone fit: the first evaluation past the target moves a read by up to one evaluation interval, 1/50 of
+    a run, which at a fast config's crossing is up to a quarter of its steps), each autobs run the many-seed
+    oracle's B_noise at its own target read as autobs reads; the oracle's best and B_noise on those seeds are
+    returned."""
     contenders = many_seed_oracle(task, oracle)
     reference = many_seed_best(contenders, oracle, oracle["target"])
     now = StepTimeModel.from_throughput((int(b), int(b) / t) for b, t in step_time_now_s.items())
     reference_now = many_seed_best(contenders, oracle, oracle["target"], step_time=now)
+    reference_monotone = many_seed_best(contenders, oracle, oracle["target"], monotone=True, step_time=now)
     scored = [row for row in rows if row["config"]]
     for row, config_runs in zip(scored, train_on_many_seeds(task, oracle, [row["config"] for row in scored])):
         row["steps_many"], row["regret_many"] = score_many(config_runs, oracle, reference)
         row["regret_many_now"] = score_many(config_runs, oracle, reference_now)[1]
+        row["regret_many_monotone"] = score_many(config_runs, oracle, reference_monotone)[1]
         print(f"{row['tuner']}: {len(MANY_SEEDS)} seeds {row['steps_many']} steps, regret {row['regret_many']:.2f}",
               file=sys.stderr)
     for row in rows:
         row.setdefault("steps_many", math.inf)
         row.setdefault("regret_many", math.inf)
         row.setdefault("regret_many_now", math.inf)
+        row.setdefault("regret_many_monotone", math.inf)
     for run in runs:
         fit = many_seed_best(contenders, oracle, run["rec"]["target"], monotone=True).fit
         run["oracle_b_noise_many_at_own_target"] = fit.b_noise if fit else math.nan
     monotone = many_seed_best(contenders, oracle, oracle["target"], monotone=True).fit
     return {"best": reference.best, "best_s": reference.best_s, "steps": reference.steps,
             "best_now": reference_now.best, "best_now_s": reference_now.best_s,
+            "best_monotone": reference_monotone.best, "best_monotone_s": reference_monotone.best_s,
+            "steps_monotone": reference_monotone.steps,
             "b_noise": reference.fit.b_noise if reference.fit else math.nan,
             "b_noise_monotone": monotone.b_noise if monotone else math.nan}
+
+
+def _monotone_best(many: dict) -> str:
+    """The many-seed oracle's best when every curve is read at its monotone fit's crossing, for the report."""
+    b, lr, schedule = many["best_monotone"]
+    return (f"Read at the monotone fit's crossing, with this run's step times: best batch {b}, lr {lr:.3g}, {schedule}, "
+            f"{many['best_monotone_s']:.3g} s; fewest steps per batch size "
+            + ", ".join(f"{k}: {fmt(v, '.0f')}" for k, v in many["steps_monotone"].items()) + ".")
 
 
 def fmt(x: float, spec: str = ".3g") -> str:
@@ -283,8 +300,9 @@ def report(results: list[dict], args) -> str:
             "| tuner | batch size | lr | schedule | warmup steps | steps to target | regret | regret, step times of this run "
             "| steps, fresh seeds | regret, fresh seeds | regret at its own target | tuning cost (core-s) | share of grid |"
             + (f" steps, {len(MANY_SEEDS)} seeds | regret, {len(MANY_SEEDS)} seeds | regret, {len(MANY_SEEDS)} seeds, "
-               "step times of this run |" if many else ""),
-            "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if many else ""),
+               f"step times of this run | regret, {len(MANY_SEEDS)} seeds, step times of this run, monotone read |"
+               if many else ""),
+            "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|---:|" if many else ""),
         ]
         for row in r["rows"]:
             lines.append(
@@ -294,7 +312,8 @@ def report(results: list[dict], args) -> str:
                 f"| {fmt(row.get('regret_own_target'), '.2f')} | {row['cost_s']:.0f} "
                 f"| {row['cost_s'] / o['grid_seconds']:.1%} |"
                 + (f" {fmt(row['steps_many'], 'g')} | {fmt(row['regret_many'], '.2f')} "
-                   f"| {fmt(row['regret_many_now'], '.2f')} |" if many else ""))
+                   f"| {fmt(row['regret_many_now'], '.2f')} | {fmt(row['regret_many_monotone'], '.2f')} |"
+                   if many else ""))
         o_b, o_refined = o["fit"]["b_noise"], r["oracle_b_noise_refined"]
         lines += ["", f"Oracle's B_noise: {o_b:.0f} from its grid's best steps per batch size, {o_refined:.0f} with its "
                   "LR grid refined around each batch size's best (refined best steps: "
@@ -310,7 +329,7 @@ def report(results: list[dict], args) -> str:
                       f"{many['best_now'][0]}, lr {many['best_now'][1]:.3g}, {many['best_now'][2]}); fewest steps per batch size "
                       + ", ".join(f"{k}: {fmt(v, 'g')}" for k, v in many["steps"].items())
                       + f"; B_noise {fmt(many['b_noise'], '.0f')} (first evaluation past the target), "
-                      f"{fmt(many['b_noise_monotone'], '.0f')} read as autobs reads.", ""]
+                      f"{fmt(many['b_noise_monotone'], '.0f')} read as autobs reads. {_monotone_best(many)}", ""]
         for run in r["autobs"]:
             rec = run["rec"]
             crit, lo_hi = rec["critical_batch_size"], rec["critical_batch_size_interval"]
@@ -350,10 +369,13 @@ def report(results: list[dict], args) -> str:
             if many:
                 regrets_many = sorted(run["row"]["regret_many"] for run in r["autobs"])
                 regrets_many_now = sorted(run["row"]["regret_many_now"] for run in r["autobs"])
+                regrets_many_monotone = sorted(run["row"]["regret_many_monotone"] for run in r["autobs"])
                 many_target = sorted((run["rec"]["critical_batch_size"] or math.nan)
                                      / run["oracle_b_noise_many_at_own_target"] for run in r["autobs"])
                 lines[-1] += (f" On {len(MANY_SEEDS)} seeds: regret {', '.join(fmt(x, '.2f') for x in regrets_many)} "
-                              f"(with this run's step times {', '.join(fmt(x, '.2f') for x in regrets_many_now)}); "
+                              f"(with this run's step times {', '.join(fmt(x, '.2f') for x in regrets_many_now)}; "
+                              f"those read at the monotone fit's crossing "
+                              f"{', '.join(fmt(x, '.2f') for x in regrets_many_monotone)}); "
                               f"B_noise / the {len(MANY_SEEDS)}-seed oracle's at autobs's own target (read as autobs "
                               f"reads) {', '.join(fmt(x, '.2f') for x in many_target)}.")
             lines.append("")

@@ -79,9 +79,11 @@ def tuning_cost(tuner_seconds: float, grid_seconds: float) -> float:
     return tuner_seconds / grid_seconds
 
 
-def config_steps_to_target(runs: Iterable[RunRecord], target: float, higher_is_better: bool) -> float:
-    """Median over seeds of the first step that reaches ``target`` (∞ for a seed that never does)."""
-    values = [steps_to_target(r.curve, target, higher_is_better) for r in runs]
+def config_steps_to_target(runs: Iterable[RunRecord], target: float, higher_is_better: bool,
+                           monotone: bool = False) -> float:
+    """Median over seeds of the first step that reaches ``target`` (∞ for a seed that never does), or with
+    ``monotone`` of the crossing of each curve's monotone fit (``steps_to_target`` says how)."""
+    values = [steps_to_target(r.curve, target, higher_is_better, monotone=monotone) for r in runs]
     return statistics.median(values) if values else math.inf
 
 
@@ -364,6 +366,7 @@ class ManySeedBest:
     best_s: float  # its time-to-target with the grid's step times
     fit: ScalingFit | None  # S(B) over the sizes that reach the target; None if fewer than 2
     step_time: StepTimeModel  # the t(B) the times were read with
+    monotone: bool  # how each curve was read (``many_seed_best``); ``score_many`` reads a config the same way
 
 
 def many_seed_best(contenders: Mapping[tuple, list[RunRecord]], oracle: Mapping, target: float,
@@ -377,19 +380,19 @@ def many_seed_best(contenders: Mapping[tuple, list[RunRecord]], oracle: Mapping,
     steps: dict[int, float] = {}
     best, best_s = None, math.inf
     for key, runs in contenders.items():
-        s = statistics.median(steps_to_target(r.curve, target, higher, monotone=monotone) for r in runs)
+        s = config_steps_to_target(runs, target, higher, monotone)
         steps[key[0]] = min(steps.get(key[0], math.inf), s)
         if (seconds := time_to_target(s, times.at(key[0]))) < best_s:
             best, best_s = key, seconds
     reached = {b: s for b, s in sorted(steps.items()) if math.isfinite(s)}
     fit = fit_steps_to_target(list(reached), list(reached.values())) if len(reached) >= 2 else None
-    return ManySeedBest(target, steps, best, best_s, fit, times)
+    return ManySeedBest(target, steps, best, best_s, fit, times, monotone)
 
 
 def score_many(runs: list[RunRecord], oracle: Mapping, reference: ManySeedBest) -> tuple[float, float]:
     """(steps-to-target, regret) of one config's runs on ``MANY_SEEDS`` (``train_on_many_seeds``) against the
-    many-seed oracle's best read at the same target and with the same step times (``many_seed_best``)."""
-    steps = config_steps_to_target(runs, reference.target, oracle["higher_is_better"])
+    many-seed oracle's best read at the same target, the same way and with the same step times (``many_seed_best``)."""
+    steps = config_steps_to_target(runs, reference.target, oracle["higher_is_better"], reference.monotone)
     if not math.isfinite(reference.best_s):
         return steps, math.nan  # no contender reaches the target on these seeds: no reference to divide by
     return steps, regret(time_to_target(steps, reference.step_time.at(runs[0].batch_size)), reference.best_s)

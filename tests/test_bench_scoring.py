@@ -194,6 +194,12 @@ def test_many_seed_oracle_retrains_each_sizes_best_configs_on_the_seeds_the_grid
     assert scoring.score_many(contenders[reference.best], oracle, reference) == (reference.steps[32], 1.0)
     other = next(k for k in contenders if k != reference.best)
     assert scoring.score_many(contenders[other], oracle, reference)[1] >= 1.0
+    # Read at each curve's monotone fit's crossing, a config is scored read the same way as the oracle's best.
+    monotone = scoring.many_seed_best(contenders, oracle, oracle["target"], monotone=True)
+    medians = {k: statistics.median(steps_to_target(r.curve, 0.5, False, monotone=True) for r in runs)
+               for k, runs in contenders.items()}
+    assert monotone.steps == {32: min(medians.values())} != reference.steps
+    assert scoring.score_many(contenders[monotone.best], oracle, monotone) == (monotone.steps[32], 1.0)
 
 
 def test_a_config_is_scored_at_another_target_against_the_oracles_best_re_read_there():
