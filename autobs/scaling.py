@@ -207,11 +207,10 @@ def fit_steps_to_target(batch_sizes: Sequence[float], steps: Sequence[float],
     # and the fit weighs them against the prior with it. Why: with ``STEPS_LOG_SD`` alone six points claim to pin
     # B_noise however far they scatter; a search's single reads scatter by up to 0.37 in log at small sizes
     # (reports/read_scatter.md) and a size's untuned default config can read 1.5x its best, and such points
-    # overrode B_simple. Measured on digits at 15% of its grid (the five runs kept at 448e61d, replayed): the
-    # points' scatter 0.16-0.55; B_noise 81, 16, 13, 22, 110 with the fixed noise, 66, 16, 36, 29, 70 with the
-    # data's (the 8-seed oracle's, read the same way at each run's target: 91, 87, 110, 87, 86), picks 64, 32,
-    # 16, 32, 64 → 64, 32, 64, 32, 32: batch 16's, 1.3x the fastest time on 8 seeds, gone. The bootstrap
-    # (``_bootstrap``) already drew its noise from the points' scatter; the fit now weighs them with the same.
+    # overrode B_simple. Measured on digits at 15% of its grid (the five runs kept at 448e61d, replayed): residual
+    # scatter 0.16-0.47; B_noise 81, 16, 13, 22, 110 with the fixed noise, 72, 16, 27, 27, 80 with the data's (the
+    # 8-seed oracle's, read the same way at each run's target: 91, 87, 110, 87, 86), and batch 16's pick, 1.3x the
+    # fastest time on 8 seeds, moved to 64. The bootstrap (``_bootstrap``) draws its noise from the same value.
     log_sd = STEPS_LOG_SD
     log_b_noise, log_s_min = _map_fit(b, log_s, log_prior, log_sd)
     if len(b) >= MIN_POINTS_FOR_SCATTER:

@@ -8,7 +8,6 @@ style or font is fetched: the page works offline from a ``file://`` URL.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from ..units import format_batch_size
@@ -28,7 +27,6 @@ def render(data: dict) -> str:
     env = Environment(loader=PackageLoader("autobs.report", ""), autoescape=select_autoescape(["html", "j2"]),
                       undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["batch_size"] = format_batch_size  # as the terminal's summary writes it
-    env.filters["exp"] = math.exp
     return env.get_template("template.html.j2").render(plots=all_plots(data), **data)
 
 
