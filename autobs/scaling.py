@@ -113,7 +113,6 @@ class ScalingFit:
     steps: tuple[float, ...]
     residuals: tuple[float, ...]  # log(S_measured) − log(S_fitted) at each batch size
     b_noise_prior: float | None = None  # B_simple, when the fit used it as a prior
-    log_sd: float = 0.15  # the points' log-space noise the fit weighed them with (``data_log_sd``)
 
     def steps_at(self, batch_size: float) -> float:
         return self.s_min * (1.0 + self.b_noise / batch_size)
@@ -135,15 +134,13 @@ class ScalingFit:
             "steps": list(self.steps),
             "residuals": list(self.residuals),
             "b_noise_prior": self.b_noise_prior,
-            "log_sd": self.log_sd,
         }
 
 
 # Log-space noise of one batch size's best steps-to-target. The oracle's grid (2 seeds, median) scatters
 # about its fit with an RMS log residual of 0.08–0.09 (reports/oracle_*.md); a search runs each config
-# once, so its points scatter more: 0.15. It is the noise a fit assumes for a first pass, and for good when
-# too few points show their own scatter (``data_log_sd``), which weighs the B_simple prior against the data
-# and is the bootstrap's noise.
+# once, so its points scatter more: 0.15. It weighs the B_simple prior against the data, and is the
+# bootstrap's noise when too few points are left to estimate the scatter.
 STEPS_LOG_SD = 0.15
 # Where the fit's loss turns from squared to linear (pseudo-Huber; Huber 1964, Charbonnier et al. 1997):
 # Huber's 1.345 standard deviations, the constant that keeps 95% of least squares' efficiency when the
@@ -164,11 +161,6 @@ ROBUST_SCALE = 1.345 * STEPS_LOG_SD
 # B_noise at 0.34.
 PRIOR_LOG_SD = math.log(10) / 2
 PRIOR_ROBUST_SCALE = 1.345 * PRIOR_LOG_SD
-# The fewest points whose own scatter is their noise (``data_log_sd``; three residual degrees of freedom):
-# one or two degrees of freedom estimate a scatter mostly by chance, and with three points near 1/B and a
-# prior far below them (a B_simple read off on a regression), reads 10% off were enough to tip the fit from
-# the data to the prior.
-MIN_POINTS_FOR_SCATTER = 5
 BOOTSTRAP_REPS = 200
 INTERVAL = (0.05, 0.95)  # a 90% bootstrap interval
 
@@ -185,11 +177,9 @@ def fit_steps_to_target(batch_sizes: Sequence[float], steps: Sequence[float],
     1000× the largest batch size measured (outside that range the data cannot tell values apart), with
     the best log S_min for each B_noise found by iteratively reweighted least squares. With
     ``b_noise_prior`` (the noise stage's B_simple) the search minimises the posterior's negative log: the
-    residuals' loss over the points' noise² plus the log distance from the prior under the same pseudo-Huber loss
+    residuals' loss over ``STEPS_LOG_SD``² plus the log distance from the prior under the same pseudo-Huber loss
     (``PRIOR_ROBUST_SCALE``) over ``PRIOR_LOG_SD``² — a maximum-a-posteriori fit that the data override whenever they span the bend of
-    S(B), and that stays near the prior when they do not (two points fit any B_noise exactly). The points' noise
-    is ``STEPS_LOG_SD`` for a first fit, then ``data_log_sd`` of its residuals for the fit returned (from
-    ``MIN_POINTS_FOR_SCATTER`` points): points that scatter widely about any S(B) weigh less against the prior.
+    S(B), and that stays near the prior when they do not (two points fit any B_noise exactly).
 
     Raises:
         ConfigError: fewer than two distinct batch sizes with a finite, positive step count.
@@ -202,41 +192,17 @@ def fit_steps_to_target(batch_sizes: Sequence[float], steps: Sequence[float],
     prior = b_noise_prior if b_noise_prior is not None and math.isfinite(b_noise_prior) and b_noise_prior > 0 else None
     b = np.array([p[0] for p in pairs])
     log_s = np.log([p[1] for p in pairs])
-    log_prior = None if prior is None else math.log(prior)
-    # The points' noise is the scatter they show about the curve fitted with the expected noise (``data_log_sd``),
-    # and the fit weighs them against the prior with it. Why: with ``STEPS_LOG_SD`` alone six points claim to pin
-    # B_noise however far they scatter; a search's single reads scatter by up to 0.37 in log at small sizes
-    # (reports/read_scatter.md) and a size's untuned default config can read 1.5x its best, and such points
-    # overrode B_simple. Measured on digits at 15% of its grid (the five runs kept at 448e61d, replayed): residual
-    # scatter 0.16-0.47; B_noise 81, 16, 13, 22, 110 with the fixed noise, 72, 16, 27, 27, 80 with the data's (the
-    # 8-seed oracle's, read the same way at each run's target: 91, 87, 110, 87, 86), and batch 16's pick, 1.3x the
-    # fastest time on 8 seeds, moved to 64. The bootstrap (``_bootstrap``) draws its noise from the same value.
-    log_sd = STEPS_LOG_SD
-    log_b_noise, log_s_min = _map_fit(b, log_s, log_prior, log_sd)
-    if len(b) >= MIN_POINTS_FOR_SCATTER:
-        log_sd = data_log_sd(log_s - log_s_min - np.log1p(math.exp(log_b_noise) / b))
-        log_b_noise, log_s_min = _map_fit(b, log_s, log_prior, log_sd)
+    log_b_noise, log_s_min = _map_fit(b, log_s, None if prior is None else math.log(prior))
     s_min, b_noise = math.exp(log_s_min), math.exp(log_b_noise)
     residuals = log_s - np.log(s_min * (1 + b_noise / b))
     return ScalingFit(s_min, b_noise, tuple(b.tolist()), tuple(np.exp(log_s).tolist()), tuple(residuals.tolist()),
-                      prior, log_sd)
+                      prior)
 
 
-def data_log_sd(residuals: np.ndarray) -> float:
-    """The points' log-space noise: the residuals' scatter, ``√(Σr² / (n − 2))`` (two degrees of freedom spent on
-    S_min and B_noise), from ``MIN_POINTS_FOR_SCATTER`` points; ``STEPS_LOG_SD`` from fewer. A read several times
-    off raises it by its square: it is noise the pick must reckon with (the fit's location is kept from it by the
-    pseudo-Huber loss, whose scale does not grow with this noise)."""
-    r = np.asarray(residuals, dtype=float)
-    return math.sqrt(float(np.sum(r**2)) / (len(r) - 2)) if len(r) >= MIN_POINTS_FOR_SCATTER else STEPS_LOG_SD
-
-
-def _robust_loss(r: np.ndarray, sd: float) -> np.ndarray:
-    """Pseudo-Huber loss of log residuals, summed over the last axis, in units of the points' noise ``sd``². Its
-    scale c stays ``ROBUST_SCALE`` whatever ``sd``: a read several times off is an outlier however widely the
-    rest scatter, and without a prior the fit is then the same for every ``sd``."""
+def _robust_loss(r: np.ndarray) -> np.ndarray:
+    """Pseudo-Huber loss of log residuals, summed over the last axis, in units of ``STEPS_LOG_SD``²."""
     c = ROBUST_SCALE
-    return np.sum(2 * c**2 * (np.sqrt(1 + (r / c) ** 2) - 1), axis=-1) / sd**2
+    return np.sum(2 * c**2 * (np.sqrt(1 + (r / c) ** 2) - 1), axis=-1) / STEPS_LOG_SD**2
 
 
 def _best_log_s_min(y: np.ndarray) -> np.ndarray:
@@ -252,14 +218,14 @@ def _best_log_s_min(y: np.ndarray) -> np.ndarray:
     return m
 
 
-def _map_fit(b: np.ndarray, log_s: np.ndarray, log_prior: float | None, sd: float) -> tuple[float, float]:
-    """(log B_noise, log S_min) minimising the objective of ``fit_steps_to_target``, the points' noise ``sd``."""
+def _map_fit(b: np.ndarray, log_s: np.ndarray, log_prior: float | None) -> tuple[float, float]:
+    """(log B_noise, log S_min) minimising the objective of ``fit_steps_to_target``."""
     from scipy.optimize import minimize_scalar
 
     def objective(log_b_noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         shapes = np.log1p(np.exp(log_b_noise)[:, None] / b[None, :])
         log_s_min = _best_log_s_min(log_s - shapes)
-        loss = _robust_loss(log_s - log_s_min - shapes, sd)
+        loss = _robust_loss(log_s - log_s_min - shapes)
         if log_prior is not None:
             c = PRIOR_ROBUST_SCALE
             loss = loss + 2 * c**2 * (np.sqrt(1 + ((log_b_noise - log_prior) / c) ** 2) - 1) / PRIOR_LOG_SD**2
@@ -639,7 +605,7 @@ def fit_scaling(
         # put B_noise at 16 and the point fit's least time at 16 (1.47x the oracle's best time there); the
         # least expected regret was at 32 (1.05x). The two agreed on the other 19 runs replayed (both tasks).
         pick = min(candidates, key=lambda c: c["expected_regret"])
-        # The interval's noise model (fit.log_sd: the residuals' scatter, or STEPS_LOG_SD) is the scatter of a batch size's
+        # The interval's noise model (STEPS_LOG_SD, or the residuals' scatter) is the scatter of a batch size's
         # best trial around that size's best possible run. A size searched with one trial had its LR,
         # warmup and schedule untuned there, so its steps-to-target can sit far above that best (measured:
         # char_lm at 15% of its grid, 2 trials, read B_noise 0.3x the oracle's, outside the 90% interval;
@@ -731,19 +697,20 @@ def _bootstrap(fit: ScalingFit, sizes: list[int], step_time: StepTimeModel, seed
                reps: int = BOOTSTRAP_REPS) -> tuple[tuple[float, float], tuple[float, float], list[float]]:
     """90% intervals for B_noise and the fastest batch size, and each of ``sizes``' expected regret, by a
     parametric residual bootstrap (Efron & Tibshirani 1993, §9.5): refit to the fitted curve plus normal log
-    noise with the fit's own noise (``fit.log_sd``: the residuals' scatter, degrees-of-freedom corrected, or
-    ``STEPS_LOG_SD`` when too few points leave it unknown; ``data_log_sd``), and pick again from each refit. A size's expected regret is the mean over the refits of
-    its time to the target over the fastest size's in that refit."""
+    noise with the scatter of the residuals (degrees-of-freedom corrected), or ``STEPS_LOG_SD`` when four or
+    fewer points leave the scatter unknown, and pick again from each refit. A size's expected regret is the
+    mean over the refits of its time to the target over the fastest size's in that refit."""
     b = np.array(fit.batch_sizes)
+    residuals = np.array(fit.residuals)
     n = len(b)
-    sd = fit.log_sd
+    sd = float(np.sqrt(np.sum(residuals**2) / (n - 2))) if n > 4 else STEPS_LOG_SD
     log_fitted = np.log(fit.s_min * (1 + fit.b_noise / b))
     log_prior = math.log(fit.b_noise_prior) if fit.b_noise_prior else None
     rng = np.random.default_rng(seed)
     b_noise, picks, regrets = [], [], []
     times = np.array([step_time.at(s) for s in sizes])
     for _ in range(reps):
-        log_b_noise, log_s_min = _map_fit(b, log_fitted + rng.normal(0, sd, n), log_prior, sd)
+        log_b_noise, log_s_min = _map_fit(b, log_fitted + rng.normal(0, sd, n), log_prior)
         b_noise.append(math.exp(log_b_noise))
         seconds = math.exp(log_s_min) * (1 + math.exp(log_b_noise) / np.array(sizes, dtype=float)) * times
         picks.append(sizes[int(np.argmin(seconds))])

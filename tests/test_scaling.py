@@ -96,30 +96,6 @@ def test_prior_decides_only_where_the_data_cannot():
     assert near_linear.b_noise > 64
 
 
-def test_widely_scattered_reads_weigh_less_against_the_prior_and_do_not_pick_the_smallest_size(monkeypatch):
-    # A 43 s digits search's per-size steps (run kept at 448e61d, seed 2: one or two reads a size, log scatter
-    # 0.47 about any S(B)) with its B_simple of 56 and the step times measured that day. Weighed as if they
-    # scattered by STEPS_LOG_SD (0.15) they put B_noise at 13 and the pick at 16, 1.3x the fastest time on 8 seeds;
-    # weighed with their own scatter the prior counts, and the pick is a size the 8-seed oracle puts within 10%.
-    import autobs.scaling as scaling
-
-    b = np.array([16, 32, 64, 128, 256, 512])
-    steps = [85.5, 93.1, 118.4, 70.6, 69.4, 29.2]
-    step_time = StepTimeModel.from_throughput(
-        [(s, s / t) for s, t in zip(b, [0.00344, 0.00462, 0.00582, 0.00901, 0.01541, 0.0287])])
-
-    def recommend():
-        return fit_scaling(_trials(b, steps), metric="accuracy", higher_is_better=True, target=0.9,
-                           planned_samples=10**5, step_time=step_time, b_simple=56)
-
-    result = recommend()
-    assert result.fit.log_sd > 0.4 and 56 / 2 < result.fit.b_noise < 56  # the points' scatter, 4 degrees of freedom
-    assert result.batch_size in (32, 64)
-    monkeypatch.setattr(scaling, "MIN_POINTS_FOR_SCATTER", 100)  # the fixed noise, as before
-    fixed = recommend()
-    assert fixed.fit.log_sd == scaling.STEPS_LOG_SD and fixed.fit.b_noise < 56 / 4 and fixed.batch_size == 16
-
-
 def test_lr_fit_recovers_the_exponent_and_falls_back_to_the_prior():
     b = [16, 64, 256, 1024]
     fit = fit_lr(b, [0.01 * (x / 16) ** 0.5 for x in b], alpha_prior=1.0)
