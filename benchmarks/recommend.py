@@ -197,8 +197,8 @@ def run_task(path: str, budget_share: float, cores: int, skip_peers: bool, seeds
 
 
 def many_seed_scores(task: autobs.Task, oracle: dict, rows: list[dict], runs: list[dict],
-                     step_time_now_s: dict) -> dict:
-    """Every row's config and each batch size's best grid configs retrained on ``MANY_SEEDS``
+                     step_time_now_s: dict, seeds: tuple[int, ...] = MANY_SEEDS) -> dict:
+    """Every row's config and each batch size's best grid configs retrained on ``seeds``
     (``scoring.many_seed_oracle`` says why): each row gains ``steps_many`` and ``regret_many`` (the grid's step
     times), ``regret_many_now`` (``step_time_now_s``, this run's: both yardsticks at their most faithful, many
     seeds and timings side by side) and ``regret_many_monotone`` (the same, every curve read at the crossing of
@@ -206,17 +206,17 @@ def many_seed_scores(task: autobs.Task, oracle: dict, rows: list[dict], runs: li
     a run, which at a fast config's crossing is up to a quarter of its steps), each autobs run the many-seed
     oracle's B_noise at its own target read as autobs reads; the oracle's best and B_noise on those seeds are
     returned."""
-    contenders = many_seed_oracle(task, oracle)
+    contenders = many_seed_oracle(task, oracle, seeds)
     reference = many_seed_best(contenders, oracle, oracle["target"])
     now = StepTimeModel.from_throughput((int(b), int(b) / t) for b, t in step_time_now_s.items())
     reference_now = many_seed_best(contenders, oracle, oracle["target"], step_time=now)
     reference_monotone = many_seed_best(contenders, oracle, oracle["target"], monotone=True, step_time=now)
     scored = [row for row in rows if row["config"]]
-    for row, config_runs in zip(scored, train_on_many_seeds(task, oracle, [row["config"] for row in scored])):
+    for row, config_runs in zip(scored, train_on_many_seeds(task, oracle, [row["config"] for row in scored], seeds)):
         row["steps_many"], row["regret_many"] = score_many(config_runs, oracle, reference)
         row["regret_many_now"] = score_many(config_runs, oracle, reference_now)[1]
         row["regret_many_monotone"] = score_many(config_runs, oracle, reference_monotone)[1]
-        print(f"{row['tuner']}: {len(MANY_SEEDS)} seeds {row['steps_many']} steps, regret {row['regret_many']:.2f}",
+        print(f"{row['tuner']}: {len(seeds)} seeds {row['steps_many']} steps, regret {row['regret_many']:.2f}",
               file=sys.stderr)
     for row in rows:
         row.setdefault("steps_many", math.inf)
@@ -227,7 +227,7 @@ def many_seed_scores(task: autobs.Task, oracle: dict, rows: list[dict], runs: li
         fit = many_seed_best(contenders, oracle, run["rec"]["target"], monotone=True).fit
         run["oracle_b_noise_many_at_own_target"] = fit.b_noise if fit else math.nan
     monotone = many_seed_best(contenders, oracle, oracle["target"], monotone=True).fit
-    return {"best": reference.best, "best_s": reference.best_s, "steps": reference.steps,
+    return {"seeds": list(seeds), "best": reference.best, "best_s": reference.best_s, "steps": reference.steps,
             "best_now": reference_now.best, "best_now_s": reference_now.best_s,
             "best_monotone": reference_monotone.best, "best_monotone_s": reference_monotone.best_s,
             "steps_monotone": reference_monotone.steps,

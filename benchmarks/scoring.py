@@ -22,7 +22,7 @@ from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 from autobs.errors import ConfigError
 from autobs.scaling import ScalingFit, StepTimeModel, fit_steps_to_target, steps_to_target
@@ -319,9 +319,10 @@ def _key(config: Mapping) -> tuple:
     return (config["batch_size"], config["lr"], config["schedule"])
 
 
-def many_seed_oracle(task, oracle: Mapping, workers: int = 2) -> dict[tuple, list[RunRecord]]:
+def many_seed_oracle(task, oracle: Mapping, seeds: Sequence[int] = MANY_SEEDS,
+                     workers: int = 2) -> dict[tuple, list[RunRecord]]:
     """Each batch size's ``CONTENDERS`` best configs of the grid (fewest steps to the oracle's target, then the
-    best metric reached: the grid's ranking, ``_rank``), trained like the grid's runs on ``MANY_SEEDS``:
+    best metric reached: the grid's ranking, ``_rank``), trained like the grid's runs on ``seeds``:
     {(batch_size, lr, schedule): runs}. Seeds the grid ran are its runs; the others are trained in ``workers``
     processes and kept in ``reports/oracle/<task>/seeds.jsonl`` as each ends (never redone; an interrupted
     pass continues)."""
@@ -335,7 +336,7 @@ def many_seed_oracle(task, oracle: Mapping, workers: int = 2) -> dict[tuple, lis
     path = ORACLE_DIR / task.name / "seeds.jsonl"
     known = {(*_key(asdict(r)), r.seed): r for r in grid_records(task.name)}
     known |= {(*_key(r), r["seed"]): RunRecord.from_dict(r) for r in read_runs(path)}
-    missing = [run_spec(oracle, c, seed) for c in contenders for seed in MANY_SEEDS if (*_key(c), seed) not in known]
+    missing = [run_spec(oracle, c, seed) for c in contenders for seed in seeds if (*_key(c), seed) not in known]
     if missing:
         with worker_pool(task, workers) as pool:
             for i, future in enumerate(as_completed([pool.submit(train_in_worker, s) for s in missing]), 1):
@@ -344,15 +345,16 @@ def many_seed_oracle(task, oracle: Mapping, workers: int = 2) -> dict[tuple, lis
                 known[(*_key(run), run["seed"])] = RunRecord.from_dict(run)
                 print(f"  many-seed oracle [{i}/{len(missing)}] batch {run['batch_size']} lr {run['lr']} "
                       f"{run['schedule']} seed {run['seed']}", file=sys.stderr)
-    return {_key(c): [known[(*_key(c), seed)] for seed in MANY_SEEDS] for c in contenders}
+    return {_key(c): [known[(*_key(c), seed)] for seed in seeds] for c in contenders}
 
 
-def train_on_many_seeds(task, oracle: Mapping, configs: list[Mapping], workers: int = 2) -> list[list[RunRecord]]:
-    """Each config trained like the grid's runs on ``MANY_SEEDS``, in ``workers`` processes (not kept)."""
-    specs = [run_spec(oracle, c, seed) for c in configs for seed in MANY_SEEDS]
+def train_on_many_seeds(task, oracle: Mapping, configs: list[Mapping], seeds: Sequence[int] = MANY_SEEDS,
+                        workers: int = 2) -> list[list[RunRecord]]:
+    """Each config trained like the grid's runs on ``seeds``, in ``workers`` processes (not kept)."""
+    specs = [run_spec(oracle, c, seed) for c in configs for seed in seeds]
     with worker_pool(task, workers) as pool:
         runs = [RunRecord.from_dict(r) for r in pool.map(train_in_worker, specs)]
-    return [runs[i:i + len(MANY_SEEDS)] for i in range(0, len(runs), len(MANY_SEEDS))]
+    return [runs[i:i + len(seeds)] for i in range(0, len(runs), len(seeds))]
 
 
 @dataclass(frozen=True)

@@ -162,14 +162,13 @@ def test_many_seed_oracle_retrains_each_sizes_best_configs_on_the_seeds_the_grid
     task = autobs.load_task(write_task(GOOD_TASK))
     oracle = _tiny_oracle(task) | {"target": 0.5, "higher_is_better": False, "step_time_s": {"32": 0.01, "64": 0.015}}
     monkeypatch.setattr(scoring, "ORACLE_DIR", tmp_path)
-    monkeypatch.setattr(scoring, "MANY_SEEDS", (0, 1, 2))
     monkeypatch.setattr(scoring, "CONTENDERS", 2)
     (tmp_path / task.name).mkdir()
     grid = [scoring.grid_run(task, oracle, c, seed) for c in oracle["configs"] for seed in (0, 1)]
     (tmp_path / task.name / "runs.jsonl").write_text("".join(json.dumps(asdict(r)) + "\n" for r in grid))
     scoring.grid_records.cache_clear()
     try:
-        contenders = scoring.many_seed_oracle(task, oracle, workers=1)
+        contenders = scoring.many_seed_oracle(task, oracle, seeds=(0, 1, 2), workers=1)
         # The size's 2 best configs of the grid (fewest steps), each on seeds 0-2: the grid's own runs for 0 and 1,
         # seed 2 trained and kept, once per config.
         assert set(contenders) == {(32, 0.316228, "constant"), (32, 0.1, "constant")}
@@ -183,7 +182,7 @@ def test_many_seed_oracle_retrains_each_sizes_best_configs_on_the_seeds_the_grid
             raise AssertionError("a kept run was trained again")
 
         monkeypatch.setattr(scoring, "worker_pool", no_training)
-        assert scoring.many_seed_oracle(task, oracle) == contenders
+        assert scoring.many_seed_oracle(task, oracle, seeds=(0, 1, 2)) == contenders
     finally:
         scoring.grid_records.cache_clear()
     # Read at the target: the best is the contender with the least median over the seeds; it scores regret 1
