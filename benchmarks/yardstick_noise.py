@@ -20,7 +20,6 @@ crossing of each curve's monotone fit, as autobs reads its trials) the table giv
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import statistics
