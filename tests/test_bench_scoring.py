@@ -224,3 +224,22 @@ def test_a_config_is_scored_at_another_target_against_the_oracles_best_re_read_t
     steps, strict = score_runs("digits_mlp", runs, oracle, target=0.97)
     assert steps > best["steps_to_target"]
     assert strict == pytest.approx(steps * oracle["step_time_s"][str(best["batch_size"])] / best_s) and strict > 1.05
+
+
+def test_held_out_regret_is_one_for_a_clear_best_and_above_one_among_noisy_near_ties():
+    import numpy as np
+
+    from benchmarks.yardstick_noise import SPLITS, held_out_regret
+
+    rng = np.random.default_rng(0)
+    step_time = {32: 0.01, 64: 0.015}
+    # Batch 32's config needs half the time of 64's on every seed: whichever seeds choose, it is the best.
+    clear = {(32, 0.1, "constant"): np.full(16, 100.0), (64, 0.1, "constant"): np.full(16, 140.0)}
+    assert held_out_regret(clear, step_time, 4, rng) == [1.0] * SPLITS
+    # Two configs as fast as each other, each seed's read scattered by 30%: the one chosen on 4 seeds is often not
+    # the faster on 4 others, and by more with 2 seeds than with 8.
+    ties = {(32, 0.1, "constant"): 100 * np.exp(rng.normal(0, 0.3, 16)),
+            (32, 0.3, "constant"): 100 * np.exp(rng.normal(0, 0.3, 16))}
+    few, many = held_out_regret(ties, step_time, 2, rng), held_out_regret(ties, step_time, 8, rng)
+    assert min(few) >= 1.0 and np.mean(np.array(few) > 1.0) > 0.2
+    assert np.percentile(few, 90) > np.percentile(many, 90)
