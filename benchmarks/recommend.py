@@ -281,7 +281,9 @@ def report(results: list[dict], args) -> str:
         "there it is a lucky draw (`scoring.FRESH_SEEDS`). *Regret at its own target*: autobs's config read at the "
         "target its rule chose (the question it answered) against the oracle's best re-read at that target from the "
         "grid's runs, both read at the first evaluation past it (`scoring.score_runs`). "
-        "Tuning cost = core-seconds spent / the grid's.",
+        "With --many-seeds, the same on more seeds (`scoring.many_seed_oracle`), and *monotone read*: every curve, "
+        "the config's and the oracle's, read at its monotone fit's crossing instead of the first evaluation past "
+        "the target. Tuning cost = core-seconds spent (wall time × cores) / the grid's.",
         "",
     ]
     for r in results:
