@@ -226,7 +226,7 @@ def many_seed_scores(task: autobs.Task, oracle: dict, rows: list[dict], runs: li
     for run in runs:
         fit = many_seed_best(contenders, oracle, run["rec"]["target"], monotone=True).fit
         run["oracle_b_noise_many_at_own_target"] = fit.b_noise if fit else math.nan
-    monotone = many_seed_best(contenders, oracle, oracle["target"], monotone=True).fit
+    monotone = reference_monotone.fit  # S(B) over steps alone: the step times it was read with do not enter it
     return {"seeds": list(seeds), "best": reference.best, "best_s": reference.best_s, "steps": reference.steps,
             "best_now": reference_now.best, "best_now_s": reference_now.best_s,
             "best_monotone": reference_monotone.best, "best_monotone_s": reference_monotone.best_s,
