@@ -31,6 +31,8 @@ import math
 import statistics
 from collections import Counter
 
+from .training import EVAL_GROWTH
+
 TOP_K = 2
 SEEDS = 4  # reruns a leader at most (the variance of a median of n reads falls as 1/n; 4 reads halve its sd)
 SEED_BASE = 1_000_000  # a rerun's seed offset is SEED_BASE + i: no trial of the sampler's uses one that large
@@ -155,7 +157,14 @@ def rerun_scatter(records: list[dict]) -> dict[int, float]:
             sums = squares.setdefault(size, [0.0, 0.0])
             sums[0] += sum((v - mean) ** 2 for v in values)
             sums[1] += len(values) - 1
-    return {size: math.sqrt(ss / df) for size, (ss, df) in squares.items()}
+    return {size: max(READ_RESOLUTION, math.sqrt(ss / df)) for size, (ss, df) in squares.items()}
+
+
+# No read is surer than the evaluation grid it is read from: trials are evaluated early at points each
+# ``EVAL_GROWTH`` (1.25) times the samples of the last, and a crossing anywhere in such an interval, read
+# uniformly, has a log-sd of log(1.25)/√12 ≈ 0.064. Reruns that read the same steps (both crossed at the same evaluation, or at
+# the first: an easy target reached at once) estimate a scatter of 0, which ``next_rerun`` divides by.
+READ_RESOLUTION = math.log(EVAL_GROWTH) / math.sqrt(12)
 
 
 def split_reruns(trials: list[dict]) -> tuple[list[dict], list[dict]]:

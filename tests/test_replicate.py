@@ -126,6 +126,21 @@ def test_later_reruns_go_where_reads_scatter_most_per_second():
     assert order == [0] * (SEEDS - 2) + [1] * (SEEDS - 2)  # 16 first, to its cap; then 256
 
 
+def test_reruns_that_read_the_same_steps_do_not_stop_the_search():
+    # Two reruns of batch 256's leader crossed at the same evaluation: their scatter estimate is 0. Before the
+    # floor (replicate.READ_RESOLUTION) the next rerun's allocation divided by it and the search crashed.
+    records = _trials(np.array([16, 256]), [150, 30])
+    for t in records:
+        t.update(objective=math.log(t["config"]["batch_size"] * (150 if t["number"] == 0 else 30)), reached_target=True)
+    for number, (trial, steps) in enumerate([(0, 140), (0, 170), (1, 30), (1, 30)], start=2):
+        b = records[trial]["config"]["batch_size"]
+        records.append({**_trials(np.array([b]), [steps])[0], "number": number, "rerun_of": trial,
+                        "objective": math.log(b * steps), "reached_target": True})
+    assert rerun_scatter(records)[256] > 0
+    leader = next_rerun(records, 0.9, True, issued=Counter({0: 2, 1: 2}), seconds_left=600)
+    assert leader is not None and leader["number"] in (0, 1)
+
+
 def test_reruns_after_the_first_go_to_the_leaders_that_can_be_the_fastest():
     # After one rerun each: batch 16 takes 0.19 s to the target, 64 0.22 s (a near tie that decides the answer),
     # 256 0.55 s (nearly 3x slower, whatever its next reads). Its reruns are the cheapest, but they would not

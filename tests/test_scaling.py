@@ -193,6 +193,20 @@ def test_trials_that_learned_nothing_give_a_clear_error_not_a_target(tmp_path):
     recorder._update_target()
     assert state.target is None and "learned nothing" in recorder.fatal
     assert _recorder_class()[1](recorder, limit=5).stop_all()
+    # A trial that diverged still drew an untrained model: its evaluation at step 0 is part of the bar. Here
+    # the one trial that did not diverge wandered to 0.108 from its untrained 0.1, while a diverged trial's
+    # untrained model read 0.11: the first round learned nothing.
+    wanderer, diverged = _trials(np.array([64, 128]), [100, 100], final=[0.108, 0.1])
+    wanderer["curve"] = [{**p, "metric": 0.1 if p["steps"] == 0 else min(p["metric"], 0.108)} for p in wanderer["curve"]]
+    diverged.update(status="diverged", curve=[{**diverged["curve"][0], "metric": 0.11}])
+    with pytest.raises(ConfigError, match="learned nothing"):
+        choose_target([wanderer, diverged], higher_is_better=True)
+    state = _TargetState(None, first_round=2, records=[], higher_is_better=True, deadline=math.inf)
+    recorder = _Recorder(tmp_path / "trials2.json", {"metric": "accuracy", "trial_samples": 10**5}, state.records,
+                         space=None, sampler_info={}, progress=False, total=0, target=state)
+    state.records.extend({**t, "number": n, "trial_id": str(n)} for n, t in enumerate([wanderer, diverged]))
+    recorder._update_target()
+    assert state.target is None and "learned nothing" in recorder.fatal
 
 
 def test_without_two_batch_sizes_reaching_the_target_the_best_trial_is_recommended():

@@ -715,3 +715,9 @@ def test_after_the_first_round_a_sizes_lr_is_laddered_in_half_decades_from_its_d
     others = [trial(1.4 * step, 5.0, warmup_fraction=0.1), trial(1.4 * step, 5.0, batch_size=256),
               {**trial(1.4 * step, 5.0), "rerun_of": 0}, {k: v for k, v in trial(1.4 * step, 5.0).items() if k != "objective"}]
     assert next_factor([default] + others) == pytest.approx(1.4 * step)
+    # A default that diverged bounds the LR from above: the ladder goes down at once, and not up again from a
+    # lower best (up from 1.4/step would be 1.4, run already; a step at or past a diverged factor is never taken).
+    diverged = {**trial(1.4, 12.0), "status": "diverged"}
+    assert next_factor([diverged]) == pytest.approx(1.4 / step)
+    assert next_factor([diverged, trial(1.4 / step, 9.0)]) == pytest.approx(0.2)
+    assert next_factor([diverged, trial(1.4 / step, 9.0), trial(0.2, 9.5)]) is None
