@@ -406,7 +406,7 @@ def choose_target(trials: list[dict], higher_is_better: bool) -> tuple[float, st
             per_batch[b] = best
     if not per_batch:
         raise ConfigError("no trial has a measured validation curve, so no target can be chosen (see the "
-                          "trial statuses: every trial diverged or failed).")
+                          f"trial statuses: every trial diverged or failed).{_divergence_advice(trials)}")
     ranked = sorted(per_batch.values(), reverse=higher_is_better)
     k = target_rank(len(ranked))
     q = ranked[k - 1]
@@ -417,12 +417,26 @@ def choose_target(trials: list[dict], higher_is_better: bool) -> tuple[float, st
         raise ConfigError(
             f"the trials learned nothing: the best validation metric reached at {k} of {len(ranked)} batch sizes, "
             f"{q:.4g}, is no better than an untrained model's ({luckiest:.4g} at best), so there is no target to "
-            "measure steps to. Check that the task can be learned in its planned run (the loss, targets and inputs "
-            "match; `autobs train` at a usual LR shows whether the validation metric moves), or plan more epochs."
+            f"measure steps to.{_divergence_advice(trials)} Check that the task can be learned in its planned run (the "
+            "loss, targets and inputs match; `autobs train` at a usual LR shows whether the validation metric moves), "
+            "or plan more epochs."
         )
     rule = (f"the best metric reached at {k} of {len(ranked)} batch sizes ({q:.4g}), moved {TARGET_SLACK:.0%} "
             f"of the way toward the untrained model's ({start:.4g})")
     return target, rule
+
+
+def _divergence_advice(trials: list[dict]) -> str:
+    """What to change when trials diverged (empty when none did): trials that diverged say the LR, not the task,
+    is what failed, and the fix is a lower LR range."""
+    lrs = sorted(t["config"]["lr"] for t in trials if t["status"] == "diverged")
+    if not lrs:
+        return ""
+    return (f" {len(lrs)} of {len(trials)} trials diverged (at LR {lrs[0]:.3g}"
+            f"{f'–{lrs[-1]:.3g}' if lrs[-1] > lrs[0] * 1.001 else ''}): the LRs searched are likely too high for this "
+            "model (the range test can read its LR past the edge of stability when the loss sits flat for its first "
+            "steps). Fix: give --space a copy of the space file (search_spaces/) with lower lr factors, e.g. "
+            "`lr: {anchor: range_test, low: 0.01, high: 1}`, or absolute LRs without the anchor. Otherwise:")
 
 
 def _rank_key(t: dict, higher_is_better: bool):

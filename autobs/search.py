@@ -404,11 +404,11 @@ class _Recorder:
         if state.target is None:
             ended = {r["number"] for r in self.records}
             # The first round's trials alone (the first numbers): a trial of the sampler's that started while the
-            # round's last ran, and ended first, is not a default config (the target rule's ground)
-            # (diverged ones too: ``choose_target`` reads their untrained evaluations, not their curves)
+            # round's last ran, and ended first, is not a default config (the target rule's ground). Diverged ones
+            # too: ``choose_target`` reads their untrained evaluations, and a round with no other trial is told
+            # so at once (without a target the search has nothing to stop trials at, ladder or score by).
             first_round = [r for r in self.records if r["curve"] and r["number"] < state.first_round]
-            usable = [r for r in first_round if r["status"] in ("completed", "stopped")]
-            if usable and all(n in ended for n in range(state.first_round)):
+            if first_round and all(n in ended for n in range(state.first_round)):
                 from .scaling import choose_target, target_rank
 
                 try:

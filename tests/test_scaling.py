@@ -199,14 +199,23 @@ def test_trials_that_learned_nothing_give_a_clear_error_not_a_target(tmp_path):
     wanderer, diverged = _trials(np.array([64, 128]), [100, 100], final=[0.108, 0.1])
     wanderer["curve"] = [{**p, "metric": 0.1 if p["steps"] == 0 else min(p["metric"], 0.108)} for p in wanderer["curve"]]
     diverged.update(status="diverged", curve=[{**diverged["curve"][0], "metric": 0.11}])
-    with pytest.raises(ConfigError, match="learned nothing"):
+    with pytest.raises(ConfigError, match="learned nothing") as error:
         choose_target([wanderer, diverged], higher_is_better=True)
+    assert "1 of 2 trials diverged" in str(error.value) and "lower lr factors" in str(error.value)
     state = _TargetState(None, first_round=2, records=[], higher_is_better=True, deadline=math.inf)
     recorder = _Recorder(tmp_path / "trials2.json", {"metric": "accuracy", "trial_samples": 10**5}, state.records,
                          space=None, sampler_info={}, progress=False, total=0, target=state)
     state.records.extend({**t, "number": n, "trial_id": str(n)} for n, t in enumerate([wanderer, diverged]))
     recorder._update_target()
     assert state.target is None and "learned nothing" in recorder.fatal
+    # A first round that diverged at every size ends the search at once, saying the LR is what to lower (before,
+    # the search went on with no target to stop, ladder or score trials by, until its budget ran out).
+    state = _TargetState(None, first_round=1, records=[], higher_is_better=True, deadline=math.inf)
+    recorder = _Recorder(tmp_path / "trials3.json", {"metric": "accuracy", "trial_samples": 10**5}, state.records,
+                         space=None, sampler_info={}, progress=False, total=0, target=state)
+    state.records.append({**diverged, "number": 0, "trial_id": "0"})
+    recorder._update_target()
+    assert state.target is None and "every trial diverged" in recorder.fatal and "lower lr factors" in recorder.fatal
 
 
 def test_without_two_batch_sizes_reaching_the_target_the_best_trial_is_recommended():
