@@ -53,6 +53,13 @@ MIN_POINTS = 20  # a sweep that blew up sooner started too high: lower lr_min
 FLAT_STEPS = 20
 LOW_WINDOW = 10
 DESCENT_Z = 4.0
+# ... and by at least this share of its level. At a large batch the batch noise is tiny, so a drop too small to
+# mean the model learns anything can read many standard errors: a CNN whose loss sat at 2.30 (ln 10, chance
+# over 10 classes) through all three sweeps read z = 4.4 at batch 480 from a 0.1% drop, and its suggestion,
+# 0.045 for AdamW, diverged every first-round trial. The weakest real descents measured fall by 3.1-3.5% (the
+# benchmark transformer, whose 100 steps leave its loss near its entropy floor) and 6.4% (digits, batch 16);
+# that CNN's, 0.1-0.4%.
+DESCENT_FRACTION = 0.01
 # Default batch sizes: DEFAULT_POINTS powers of two from SMALLEST_BATCH to the largest batch size that
 # both fits in memory and still gives the planned run MIN_RUN_STEPS optimizer steps (a batch size with
 # fewer steps than that cannot be trained well in the user's budget, so its LR is of no use).
@@ -75,24 +82,27 @@ class RangeCurve:
     stop_reason: str  # "diverged" (the normal end) or "completed" (never blew up below LR_MAX)
     notes: list[str] = field(default_factory=list)
     descent_z: float = math.inf  # how far the loss fell, in standard errors of batch noise (``descent_z``)
+    descent_fraction: float = math.inf  # how far it fell, as a share of its level (``descent_fraction``)
 
     @property
     def readable(self) -> bool:
-        """Whether the loss fell beyond batch noise: only then is the suggestion an LR worth using."""
-        return self.descent_z >= DESCENT_Z
+        """Whether the loss fell beyond batch noise, and by a share of its level that shows learning: only then
+        is the suggestion an LR worth using."""
+        return self.descent_z >= DESCENT_Z and self.descent_fraction >= DESCENT_FRACTION
 
     def summary(self) -> str:
         """The sweep's reading in a few words, for the terminal."""
         lo, hi = self.interval
         return (f"lr {self.suggestion:.3g} (interval {lo:.3g}–{hi:.3g})" if self.readable
-                else "no descent beyond batch noise, no suggestion")
+                else "no descent beyond batch noise, no suggestion" if self.descent_z < DESCENT_Z
+                else f"the loss fell by {self.descent_fraction:.1%} only, no suggestion")
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "batch_size": self.batch_size, "lrs": self.lrs, "losses": self.losses, "smoothed": self.smoothed,
             "suggestion": self.suggestion, "interval": list(self.interval), "rules": self.rules,
             "stop_reason": self.stop_reason, "notes": self.notes, "descent_z": self.descent_z,
-            "readable": self.readable,
+            "descent_fraction": self.descent_fraction, "readable": self.readable,
         }
 
 
@@ -102,11 +112,29 @@ class LRRangeResult:
     lr_scaling_exponent: float  # α in lr*(B) ∝ B^α; NaN with fewer than two batch sizes
     lr_scaling_exponent_stderr: float
     steps: int  # optimizer steps over all sweeps
+    fallback_lr: float | None = None  # the LR used at every size when no sweep is readable (``with_fallback``)
 
     @property
     def suggestions(self) -> dict[int, float]:
-        """Each readable sweep's suggestion, by batch size (a sweep with no descent suggests nothing)."""
-        return {c.batch_size: c.suggestion for c in self.curves if c.readable}
+        """Each readable sweep's suggestion, by batch size (a sweep with no descent suggests nothing); when none
+        is readable, ``fallback_lr`` at every size tested."""
+        readable = {c.batch_size: c.suggestion for c in self.curves if c.readable}
+        if not readable and self.fallback_lr is not None:
+            return {c.batch_size: self.fallback_lr for c in self.curves}
+        return readable
+
+    @classmethod
+    def with_fallback(cls, error: NoDescentError, task: Task) -> LRRangeResult:
+        """The result of sweeps none of which showed a descent, with the task's optimizer's default LR
+        (``optimizer_default_lr``) standing in for their suggestions.
+
+        Why not stop, as ``lr_range_test`` does. The sweeps' 100 steps can end before a model leaves the plateau
+        it starts on (a CNN whose loss sat at chance through every sweep learned at AdamW's default 0.001
+        after ~150 steps), and the search's trials run far longer. The optimizer's default LR is the one its
+        authors recommend (Kingma & Ba 2015 for Adam's 0.001), what a user without a range test starts from;
+        the search ladders each size's LR from there, and a task that learns nothing at all is still stopped,
+        after the search's first round (``scaling.choose_target``)."""
+        return cls(error.curves, math.nan, math.nan, error.steps, fallback_lr=optimizer_default_lr(task))
 
     def lr_at(self, batch_size: float) -> float:
         return lr_at(self.suggestions, self.lr_scaling_exponent, batch_size)
@@ -119,8 +147,32 @@ class LRRangeResult:
             "lr_scaling_exponent_stderr": self.lr_scaling_exponent_stderr,
             "steps": self.steps,
             "rule": SUGGESTION_RULE,
+            "fallback_lr": self.fallback_lr,
             "curves": [c.to_dict() for c in self.curves],
         }
+
+
+class NoDescentError(AutobsError):
+    """No sweep of the LR range test showed a descent: the message says so; ``curves`` and ``steps`` keep the
+    sweeps (``LRRangeResult.with_fallback`` makes a result of them)."""
+
+    def __init__(self, curves: list[RangeCurve], steps: int, message: str):
+        super().__init__(message)
+        self.curves, self.steps = curves, steps
+
+
+def optimizer_default_lr(task: Task) -> float:
+    """The default ``lr`` of the task's optimizer class (torch's Adam, AdamW and SGD: 0.001; RMSprop and
+    Adagrad: 0.01), or 0.001 when its class has none."""
+    import inspect
+
+    import torch
+
+    with torch.random.fork_rng(devices=[]):  # building a model draws from the global RNG
+        optimizer = task.optimizer(task.model().parameters(), 1e-3)
+    default = inspect.signature(type(optimizer).__init__).parameters.get("lr")
+    value = getattr(default, "default", None)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else 1e-3
 
 
 def lr_at(suggestions: dict[int, float], alpha: float, batch_size: float) -> float:
@@ -198,25 +250,43 @@ def _smooth(losses: Sequence[float]) -> list[float]:
     return out
 
 
+def _flat_and_low(losses: Sequence[float]) -> tuple[list[float], float, int] | None:
+    """The sweep's first ``FLAT_STEPS`` finite losses after ``SKIP_START``, the lowest mean of ``LOW_WINDOW``
+    consecutive losses after them, and that window; None when the sweep is too short to tell (it is judged by
+    ``MIN_POINTS`` instead). Shorter sweeps split what follows ``SKIP_START`` in half."""
+    body = [v for v in losses[SKIP_START:] if math.isfinite(v)]
+    flat_n = min(FLAT_STEPS, len(body) // 2)
+    window = min(LOW_WINDOW, len(body) - flat_n)
+    if flat_n < 2 or window < 1:
+        return None
+    flat, rest = body[:flat_n], body[flat_n:]
+    return flat, min(sum(rest[i:i + window]) / window for i in range(len(rest) - window + 1)), window
+
+
 def descent_z(losses: Sequence[float]) -> float:
     """How far the sweep's loss fell: the mean of its first ``FLAT_STEPS`` losses after ``SKIP_START`` minus
     the lowest mean of ``LOW_WINDOW`` consecutive losses after them, in standard errors of that difference
     (the first losses' scatter, which is batch noise: the LR there is too small to move the model). Raw
     losses, not the smoothed ones: the EMA lags a late descent (on digits the smoothed loss had fallen 2-5%
-    where the raw had fallen by half). Shorter sweeps split what follows ``SKIP_START`` in half."""
-    body = [v for v in losses[SKIP_START:] if math.isfinite(v)]
-    flat_n = min(FLAT_STEPS, len(body) // 2)
-    window = min(LOW_WINDOW, len(body) - flat_n)
-    if flat_n < 2 or window < 1:
-        return math.inf  # too short to tell: judged by MIN_POINTS instead
-    flat, rest = body[:flat_n], body[flat_n:]
-    low = min(sum(rest[i:i + window]) / window for i in range(len(rest) - window + 1))
-    mean = sum(flat) / flat_n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in flat) / (flat_n - 1))
+    where the raw had fallen by half)."""
+    if (parts := _flat_and_low(losses)) is None:
+        return math.inf
+    flat, low, window = parts
+    mean = sum(flat) / len(flat)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in flat) / (len(flat) - 1))
     drop = mean - low
     if sd == 0:
         return math.inf if drop > 0 else 0.0
-    return drop / (sd * math.sqrt(1 / flat_n + 1 / window))
+    return drop / (sd * math.sqrt(1 / len(flat) + 1 / window))
+
+
+def descent_fraction(losses: Sequence[float]) -> float:
+    """The same drop as ``descent_z``'s, as a share of the first losses' mean (its magnitude)."""
+    if (parts := _flat_and_low(losses)) is None:
+        return math.inf
+    flat, low, _ = parts
+    mean = sum(flat) / len(flat)
+    return (mean - low) / abs(mean) if mean else math.inf
 
 
 def _blew_up(smoothed: float, best: float, first: float) -> bool:
@@ -352,12 +422,16 @@ def _sweep(task: Task, batch_size: int, *, steps: int, lr_min: float, lr_max: fl
     suggestion, interval = _suggest(lrs, slopes, rules)
     blew_up = stopped or result.diverged
     notes = [] if blew_up else [f"the loss did not blow up below LR {lr_max:g}: the minimum may lie above it"]
-    z = descent_z(raw)
+    z, fraction = descent_z(raw), descent_fraction(raw)
     if z < DESCENT_Z:
         notes.append(f"the loss did not fall beyond its batch noise (its lowest stretch is {z:.1f} standard errors "
                      f"below its start, under {DESCENT_Z:g}): no LR is read from this batch size")
+    elif fraction < DESCENT_FRACTION:
+        notes.append(f"the loss fell by {fraction:.2%} of its level only (under {DESCENT_FRACTION:.0%}; beyond its "
+                     f"batch noise, {z:.1f} standard errors, but too little to show learning): no LR is read from "
+                     "this batch size")
     return RangeCurve(batch_size, lrs, raw, smoothed, suggestion, interval, rules,
-                      "diverged" if blew_up else "completed", notes, z)
+                      "diverged" if blew_up else "completed", notes, z, fraction)
 
 
 def _fit_exponent(curves: list[RangeCurve]) -> tuple[float, float]:
@@ -417,12 +491,14 @@ def lr_range_test(
             print(f"lr range test at batch {b}: {curve.summary()} ({len(curve.lrs)} steps)", file=sys.stderr, flush=True)
     readable = [c for c in curves if c.readable]
     if not readable:
-        raise AutobsError(
-            f"{task.name}: in the LR range test the training loss did not fall beyond its batch noise at any batch "
-            f"size ({', '.join(map(str, sizes))}) for LRs from {lr_min:g} up to where it blew up "
-            f"({', '.join(f'{c.lrs[-1]:.3g}' for c in curves)}): the model learned nothing in {steps} steps at any "
-            "LR, so there is no LR to start a search from. Check that the task can be learned (the loss, the "
-            "targets and the inputs match; `autobs train` at a usual LR shows whether the loss falls)."
+        raise NoDescentError(curves, sum(len(c.lrs) for c in curves),
+            f"{task.name}: in the LR range test the training loss did not fall (beyond its batch noise, by "
+            f"{DESCENT_FRACTION:.0%} of its level) at any batch size ({', '.join(map(str, sizes))}) for LRs from "
+            f"{lr_min:g} up to where it blew up ({', '.join(f'{c.lrs[-1]:.3g}' for c in curves)}): the model learned "
+            f"nothing in {steps} steps at any LR, so the test reads no LR (`autobs recommend` starts its search from "
+            "the optimizer's default LR instead). Check that the task can be learned (the loss, the targets and the "
+            "inputs match; `autobs train` at a usual LR shows whether the loss falls), or that it needs more steps "
+            "than the test's to leave the loss it starts at."
         )
     alpha, stderr = _fit_exponent(readable)
     return LRRangeResult(curves, alpha, stderr, steps=sum(len(c.lrs) for c in curves))

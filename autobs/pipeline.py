@@ -167,12 +167,19 @@ def memory_stage(task, out: Path, *, device: str = "auto", memory_limit=None, pr
 def range_stage(task, out: Path, *, max_batch_size: int | None, batch_sizes: list[int] | None = None,
                 device: str = "auto", seed: int = 0, progress: bool = True) -> dict:
     """Stage 2 (LR range test) from the run directory, or measured and saved now."""
-    from .lr_range import lr_range_test
+    from .lr_range import LRRangeResult, NoDescentError, lr_range_test
     from .training import resolve_device
 
     def sweep() -> dict:
-        return lr_range_test(task, batch_sizes, max_batch_size=max_batch_size, device=device, seed=seed,
-                             progress=progress).to_dict()
+        try:
+            result = lr_range_test(task, batch_sizes, max_batch_size=max_batch_size, device=device, seed=seed,
+                                   progress=progress)
+        except NoDescentError as exc:  # ``LRRangeResult.with_fallback`` says why the search goes on
+            result = LRRangeResult.with_fallback(exc, task)
+            if progress:
+                _progress(f"LR range test: no sweep showed a descent; the search starts from the optimizer's "
+                          f"default LR, {result.fallback_lr:g}")
+        return result.to_dict()
 
     settings = {"device": str(resolve_device(device)), "seed": seed}
     return _stage(out / "lr_range.json", "LR range test", task, settings, progress, sweep)
@@ -321,6 +328,10 @@ def tune(
         lr_range = range_stage(task, out, max_batch_size=max_batch_size, batch_sizes=sizes, device=device, seed=seed,
                                progress=progress)
         stage("LR range test", t)
+        if lr_range.get("fallback_lr") is not None:
+            notes.append(f"no LR range sweep showed a descent (see the LR range section), so the search's LRs are "
+                         f"factors of the optimizer's default LR ({lr_range['fallback_lr']:g}) rather than of a range "
+                         "test's reading")
 
         t = time.time()
         small = _noise_small_batch(task, step_time, NOISE_SHARE * budget_s)

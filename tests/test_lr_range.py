@@ -11,11 +11,13 @@ import torch.nn.functional as F
 import autobs
 from autobs.cli import main
 from autobs.lr_range import (
+    DESCENT_FRACTION,
     DESCENT_Z,
     MIN_POINTS,
     LRRangeResult,
     RangeCurve,
     _fit_exponent,
+    descent_fraction,
     descent_z,
     noise_power,
     noise_shaped_lr_at,
@@ -97,8 +99,26 @@ def test_a_task_that_learns_nothing_is_a_clear_error_not_a_suggestion():
     x, y = torch.zeros(512, 8), torch.arange(512) % 2
     task = autobs.Task(model=lambda: torch.nn.Linear(8, 2, bias=False), train_data=(x, y),
                        optimizer=lambda params, lr: torch.optim.SGD(params, lr=lr))
-    with pytest.raises(autobs.AutobsError, match="did not fall beyond its batch noise at any batch size"):
+    with pytest.raises(autobs.AutobsError, match="did not fall .beyond its batch noise, by 1% of its level. at any batch size"):
         autobs.lr_range_test(task, [16, 64], device="cpu")
+
+
+def test_recommend_starts_from_the_optimizers_default_lr_when_no_sweep_reads_one(tmp_path):
+    # The range test stage of `autobs recommend` does not stop there: the sweeps may be too short for a model to
+    # leave its starting plateau, and the search's trials are longer. It keeps the sweeps and stands the
+    # optimizer's default LR in for their suggestions, at every size tested.
+    from autobs.lr_range import optimizer_default_lr
+    from autobs.pipeline import range_stage
+
+    x, y = torch.zeros(512, 8), torch.arange(512) % 2
+    task = autobs.Task(model=lambda: torch.nn.Linear(8, 2, bias=False), train_data=(x, y),
+                       optimizer=lambda params, lr: torch.optim.RMSprop(params, lr=lr))
+    result = range_stage(task, tmp_path, max_batch_size=None, batch_sizes=[16, 64], device="cpu", progress=False)
+    assert result["fallback_lr"] == 0.01 and result["suggestions"] == {"16": 0.01, "64": 0.01}
+    assert [c["readable"] for c in result["curves"]] == [False, False]
+    sgd = autobs.Task(model=lambda: torch.nn.Linear(8, 2), train_data=(x, y),
+                      optimizer=lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9))
+    assert optimizer_default_lr(sgd) == 0.001
 
 
 def test_descent_is_told_from_batch_noise():
@@ -109,6 +129,12 @@ def test_descent_is_told_from_batch_noise():
     assert descent_z(flat) < DESCENT_Z <= descent_z(falling)
     # The same descent under 10x the batch noise is no longer told apart from it.
     assert descent_z([f + 9 * e for e, f in zip(noise, falling)]) < DESCENT_Z
+    # Nor is a drop of 0.1% of the loss a descent, however small the batch noise that makes it "significant".
+    assert descent_fraction(falling) > DESCENT_FRACTION
+    creeping = [2.3 + e / 100 - (0.002 if i > 60 else 0.0) for i, e in enumerate(noise)]
+    assert descent_z(creeping) > DESCENT_Z and descent_fraction(creeping) < DESCENT_FRACTION
+    assert not RangeCurve(64, [0.1], [2.3], [2.3], 0.1, (0.05, 0.2), {}, "diverged", [], descent_z(creeping),
+                          descent_fraction(creeping)).readable
     # A sweep without one suggests nothing, and the result's suggestions leave it out.
     readable, unreadable = _curve(64, 0.1), _curve(16, 1e-6)
     unreadable.descent_z = 1.0
