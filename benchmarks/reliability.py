@@ -38,12 +38,20 @@ CATEGORIES = {
          "tests/test_search.py::test_hung_trial_is_ended_after_the_time_limit_and_the_search_goes_on",
          "tests/test_search.py::test_trial_that_reported_and_then_crashed_is_failed_not_complete",
          "tests/test_search.py::test_failures_in_a_row_stop_the_search_with_a_message"]),
-    "A model that learns nothing (a data bug, a task it cannot learn in its run), a range test with no descent": (
-        "a sweep with no descent beyond batch noise suggests no LR; none at any size, or a first round no better than "
-        "an untrained model, is a clear error, not a recommendation read off noise",
+    "A model that learns nothing (a data bug, a task it cannot learn in its run), a range test with no descent, "
+    "a first round that diverges": (
+        "a sweep with no descent beyond batch noise (and 1% of the loss) suggests no LR; none at any size is an "
+        "error in `autobs lr-find` and the optimizer's default LR in `autobs recommend`; a first round no better "
+        "than the luckiest untrained model, or diverged at every size, is a clear error naming the diverged LRs, "
+        "not a recommendation read off noise; the LR ladder never steps past a divergence",
         ["tests/test_lr_range.py::test_a_task_that_learns_nothing_is_a_clear_error_not_a_suggestion",
          "tests/test_lr_range.py::test_descent_is_told_from_batch_noise",
-         "tests/test_scaling.py::test_trials_that_learned_nothing_give_a_clear_error_not_a_target"]),
+         "tests/test_lr_range.py::test_recommend_starts_from_the_optimizers_default_lr_when_no_sweep_reads_one",
+         "tests/test_scaling.py::test_trials_that_learned_nothing_give_a_clear_error_not_a_target",
+         "tests/test_search.py::test_after_the_first_round_a_sizes_lr_is_laddered_in_half_decades_from_its_default_until_bracketed"]),
+    "Reruns whose reads tie (the same evaluation, or the first)": (
+        "the rerun allocation floors a size's scatter at the evaluation grid's resolution and the search goes on",
+        ["tests/test_replicate.py::test_reruns_that_read_the_same_steps_do_not_stop_the_search"]),
     "Driver interrupted or killed (-9) in the probe, the range test or the search, then rerun": (
         "finished stages and trials kept, none rerun, the trial count never exceeded; no process left",
         ["tests/test_faults.py::test_kill_9_during_the_probe_and_the_range_test_loses_nothing_finished",
