@@ -382,6 +382,15 @@ def _check_model_loss_optimizer(task: Task, where: str) -> torch.nn.Module:
                     f"shape (...); got {_describe(outputs)} and {_describe(targets)}. Fix: use "
                     "metric = 'loss' or return class scores from the model."
                 )
+            if outputs.shape[-1] < 2:
+                # Accuracy is the argmax over the last dimension: over a single score it is always class 0, and the
+                # metric would read the share of class-0 targets whatever the model learns.
+                raise TaskError(
+                    f"{where}: metric = 'accuracy' reads the argmax of the outputs' last dimension, but the model "
+                    f"returns one score per example ({_describe(outputs)}), so every prediction would be class 0. "
+                    "Fix: return a score per class (e.g. two logits for a binary task, with cross-entropy), or use "
+                    "metric = 'loss'."
+                )
         try:
             opt = task.optimizer(module.parameters(), 1e-3)
         except Exception as exc:

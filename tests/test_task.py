@@ -51,6 +51,10 @@ BAD_TASKS = [
     ("accuracy on scalar outputs", HEADER + "def model():\n    return torch.nn.Linear(4, 1)\n"
      "def train_data():\n    return torch.randn(20, 4), torch.randn(20, 1)\n"
      "def loss(o, t):\n    return ((o - t) ** 2).mean()\nmetric = 'accuracy'\n", "accuracy", "metric = 'loss'"),
+    ("accuracy on one logit", HEADER + "def model():\n    return torch.nn.Linear(4, 1)\n"
+     "def train_data():\n    return torch.randn(20, 4), (torch.arange(20) % 2).float()\n"
+     "def loss(o, t):\n    return torch.nn.functional.binary_cross_entropy_with_logits(o[:, 0], t)\n"
+     "metric = 'accuracy'\n", "one score per example", "two logits"),
 ]
 
 
