@@ -409,6 +409,11 @@ def tune(
         fit_target, target_rule = (target, None) if target is not None else search_target
         if fit_target is None and any(r["status"] in USABLE and r.get("curve") for r in trials):
             fit_target, target_rule = choose_target(trials, task.higher_is_better)
+            tried = sorted({r["config"]["batch_size"] for r in trials if r["status"] in USABLE})
+            notes.append(f"the budget ended before the search's first round had run every batch size (it ran "
+                         f"{', '.join(map(str, tried))}), so the target was chosen over those trials alone, untuned and "
+                         "one read a size, and the recommendation rests on them; a larger --budget lets the first "
+                         "round try every size")
 
         t = time.time()
         scaling = fit_scaling(

@@ -79,6 +79,10 @@ def test_interrupted_run_resumes_without_redoing_finished_stages(tmp_path, monke
     assert f"largest batch size {rec.max_batch_size} (a larger one would leave the planned run under" in rec.summary()
     per_batch = json.loads((out / "scaling.json").read_text())["per_batch"]
     assert [r["replicates"] for r in per_batch] == [1, 1, 1, 1]  # the reruns re-measure the fit's points
+    # The stand-in search set no target (as a search whose budget ended before its first round did): the answer
+    # says its target and fit rest on the trials that ran.
+    assert any("before the search's first round had run every batch size (it ran 16, 32, 64, 128)" in n
+               for n in rec.notes)
 
     # A finished search is reused too; --fresh redoes everything.
     again = autobs.tune(DIGITS, budget=600, out=out, progress=False)
