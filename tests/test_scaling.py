@@ -138,6 +138,18 @@ def test_the_pick_is_the_size_with_the_least_expected_regret_over_the_fits_uncer
     assert all(c["expected_regret"] >= 1 for c in result.candidates) and by_size[512]["expected_regret"] > 3
 
 
+def test_the_reported_intervals_hold_their_own_estimates():
+    # A GRU's three sizes, steps falling faster than 1/B, under a B_simple prior of 27: the fit's B_noise, 461, is
+    # pulled up by the data, and its refits, pulled back to the prior, had put the 90% interval at 78–388.
+    step_time = StepTimeModel.from_throughput([(s, 2000.0 * s**0.5) for s in (16, 64, 256)])
+    result = fit_scaling(_trials(np.array([32, 64, 128]), [171.6, 87.3, 30.8]), metric="accuracy",
+                         higher_is_better=True, target=0.9, planned_samples=10**5, step_time=step_time, b_simple=26.7)
+    lo, hi = result.b_noise_interval
+    assert lo <= result.fit.b_noise <= hi
+    lo, hi = result.batch_size_interval
+    assert lo <= result.batch_size <= hi
+
+
 def test_target_rule_is_reached_at_several_batch_sizes():
     b = np.array([16, 32, 64, 128, 256, 512])
     trials = _trials(b, 50 * (1 + 100 / b), final=[0.99, 0.985, 0.98, 0.97, 0.95, 0.9])
