@@ -43,7 +43,8 @@ def run_once(task: str, budget: str, out: Path) -> dict:
     stages = {m.group(2): float(m.group(3)) for line in done.stderr.splitlines() if (m := STAGE_LINE.match(line))}
     trials = len(json.loads((out / "trials.json").read_text())["trials"]) if (out / "trials.json").exists() else 0
     return {"task": Path(task).stem, "budget_s": parse_duration(budget), "wall_s": wall, "exit": done.returncode,
-            "stages": stages, "trials": trials, "error": done.stderr[-2000:] if done.returncode else None}
+            "stages": stages, "trials": trials, "error": done.stderr[-2000:] if done.returncode else None,
+            "recommendation": json.loads(done.stdout) if done.returncode == 0 and done.stdout.strip() else None}
 
 
 def table(rows: list[dict]) -> str:
