@@ -494,7 +494,7 @@ def lr_range_test(
         raise NoDescentError(curves, sum(len(c.lrs) for c in curves),
             f"{task.name}: in the LR range test the training loss did not fall (beyond its batch noise, by "
             f"{DESCENT_FRACTION:.0%} of its level) at any batch size ({', '.join(map(str, sizes))}) for LRs from "
-            f"{lr_min:g} up to where it blew up ({', '.join(f'{c.lrs[-1]:.3g}' for c in curves)}): the model learned "
+            f"{lr_min:g} up to where each sweep blew up or ended ({', '.join(f'{c.lrs[-1]:.3g}' for c in curves)}): the model learned "
             f"nothing in {steps} steps at any LR, so the test reads no LR (`autobs recommend` starts its search from "
             "the optimizer's default LR instead). Check that the task can be learned (the loss, the targets and the "
             "inputs match; `autobs train` at a usual LR shows whether the loss falls), or that it needs more steps "
