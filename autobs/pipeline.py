@@ -402,6 +402,11 @@ def tune(
             trials = recorded["trials"]
             search_target = (recorded.get("target"), recorded.get("target_rule"))
         stage("joint search", t)
+        searched = sorted({r["config"]["batch_size"] for r in trials})
+        if searched and searched[0] < search_space.batch_low:
+            notes.append(f"the memory ceiling ({max_batch_size}) lies below the space's smallest batch size "
+                         f"({search_space.batch_low}), so the search tried batch sizes {', '.join(map(str, searched))}, "
+                         "the largest that fit")
 
         # The target the trials stopped at: the user's, else the rule's over the search's first round
         # (``run_search``'s stop_at_target), else (a search that ended before its first round did) over every trial.

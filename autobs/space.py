@@ -45,6 +45,7 @@ def _spaces_dir() -> Path:
 
 
 SPACES_DIR = _spaces_dir()
+BELOW_FLOOR_SIZES = 3  # sizes a bundled space searches when the memory ceiling lies below its batch_size.low
 ANCHORS = {"batch_size.high": ("max_batch_size",), "lr.anchor": ("range_test",)}
 TOP_KEYS = ("batch_size", "lr", "warmup_fraction", "schedules")
 
@@ -82,6 +83,11 @@ class SearchSpace:
     digest: str = ""
 
     @property
+    def bundled(self) -> bool:
+        """Whether this is one of autobs's own spaces (``search_spaces/``), not a file the user wrote."""
+        return self.path is not None and self.path.resolve().parent == SPACES_DIR.resolve()
+
+    @property
     def needs_max_batch_size(self) -> bool:
         return self.batch_high == "max_batch_size"
 
@@ -106,10 +112,17 @@ class SearchSpace:
             high = max_batch_size
         high = min(int(high), n_train)
         k_low, k_high = math.ceil(math.log2(self.batch_low)), math.floor(math.log2(high))
+        if k_low > k_high and self.bundled:
+            # A bundled space's floor (16) is a default, not the user's choice: below it a model too big for the
+            # device's memory at 16 (a real case on a small GPU) still has sizes to search. The BELOW_FLOOR_SIZES
+            # largest powers of two that fit, from 2 (batch norm cannot train on 1 example).
+            k_low = max(1, k_high - BELOW_FLOOR_SIZES + 1)
         if k_low > k_high:
             raise SearchSpaceError(
                 f"{where}: batch_size has no power of two between low={self.batch_low} and {high} (the "
-                f"ceiling{' and training set size' if high == n_train else ''}). Fix: lower batch_size.low."
+                f"ceiling{' and training set size' if high == n_train else ''}). Fix: lower batch_size.low"
+                f"{'' if self.bundled else ' in this space file'}"
+                f"{', or give the memory probe more room (--memory-limit)' if high < n_train else ''}."
             )
         if self.needs_range_test and lr_at is None:
             raise SearchSpaceError(f"{where}: lr.anchor is range_test, but no range test result was given. "

@@ -15,7 +15,7 @@ import pytest
 
 import autobs
 from autobs.search import SearchError, run_search, start_ray, stop_ray
-from autobs.space import SearchSpaceError, load_space
+from autobs.space import SPACES_DIR, SearchSpaceError, load_space
 
 from .conftest import ROOT
 
@@ -112,6 +112,15 @@ def test_anchored_space_follows_the_range_test_and_the_ceiling(tmp_path):
     assert resolved.batch_sizes == [16, 32, 64, 128, 256, 512]  # powers of two up to the ceiling
     resolved.exclude_from(256)  # an out-of-memory trial at 256: never proposed again
     assert resolved.batch_sizes == [16, 32, 64, 128]
+    # A ceiling below the bundled space's floor (16) is a model too big for its device at 16: the largest sizes that
+    # fit are searched. A space file the user wrote keeps its floor, and the error says to lower it there.
+    lr_at = lambda b: 1e-3  # noqa: E731
+    assert space.resolve(max_batch_size=13, n_train=5000, lr_at=lr_at).batch_sizes == [2, 4, 8]
+    assert space.resolve(max_batch_size=3, n_train=5000, lr_at=lr_at).batch_sizes == [2]
+    own = tmp_path / "own.yaml"
+    own.write_text((SPACES_DIR / "adamw.yaml").read_text())
+    with pytest.raises(SearchSpaceError, match="lower batch_size.low in this space file, or give the memory probe"):
+        load_space(own).resolve(max_batch_size=13, n_train=5000, lr_at=lr_at)
 
 
 def test_baseline_config_is_the_middle_of_the_lr_range_with_cosine_and_least_warmup():
