@@ -226,15 +226,12 @@ def _tune_locked(task, out, args: argparse.Namespace) -> int:
     from .pipeline import lr_at_from, memory_stage, range_stage
     from .search import STATUSES, TRIALS_FILE, run_search
     from .space import default_space_name, load_space
+    from .task import sample_optimizer
 
     if args.fresh and (out / TRIALS_FILE).exists():
         (out / TRIALS_FILE).unlink()
     if args.space is None:
-        import torch
-
-        with torch.random.fork_rng(devices=[]):  # building a model draws from the global RNG
-            model = task.model()
-        args.space = default_space_name(task.optimizer(model.parameters(), 1e-3))
+        args.space = default_space_name(sample_optimizer(task))
         _progress(f"search space: search_spaces/{args.space}.yaml (chosen for the task's optimizer)")
     space = load_space(args.space)
     anchors: dict[str, Any] = {"max_batch_size": None, "lr_at": None}  # the stage results the space uses

@@ -166,11 +166,9 @@ def optimizer_default_lr(task: Task) -> float:
     Adagrad: 0.01), or 0.001 when its class has none."""
     import inspect
 
-    import torch
+    from .task import sample_optimizer
 
-    with torch.random.fork_rng(devices=[]):  # building a model draws from the global RNG
-        optimizer = task.optimizer(task.model().parameters(), 1e-3)
-    default = inspect.signature(type(optimizer).__init__).parameters.get("lr")
+    default = inspect.signature(type(sample_optimizer(task)).__init__).parameters.get("lr")
     value = getattr(default, "default", None)
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else 1e-3
 

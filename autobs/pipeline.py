@@ -281,7 +281,7 @@ def tune(
     from .scaling import USABLE, StepTimeModel, choose_target, fit_scaling
     from .search import TRIALS_FILE, run_search
     from .space import default_space_name, load_space
-    from .task import Task, load_task
+    from .task import Task, load_task, sample_optimizer
     from .training import resolve_device
 
     budget_s = parse_duration(budget)
@@ -358,10 +358,7 @@ def tune(
         b_simple = noise["b_simple"] if noise else None
 
         t = time.time()
-        import torch
-
-        with torch.random.fork_rng(devices=[]):  # building a model draws from the global RNG
-            optimizer = task.optimizer(task.model().parameters(), 1e-3)
+        optimizer = sample_optimizer(task)
         if space is None:
             space = default_space_name(optimizer)
         search_space = load_space(space)

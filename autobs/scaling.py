@@ -627,7 +627,9 @@ def fit_scaling(
         # put B_noise at 16 and the point fit's least time at 16 (1.47x the oracle's best time there); the
         # least expected regret was at 32 (1.05x). The two agreed on the other 19 runs replayed (both tasks).
         pick = min(candidates, key=lambda c: c["expected_regret"])
-        batch_interval = _spanning(batch_interval, pick["batch_size"])  # the refits' fastest sizes may not hold it
+        # The refits' percentiles may not hold the fit's own B_noise, nor the pick (``_spanning`` says why).
+        b_noise_interval = _spanning(b_noise_interval, fit.b_noise)
+        batch_interval = _spanning(batch_interval, pick["batch_size"])
         # The interval's noise model (STEPS_LOG_SD, or the residuals' scatter) is the scatter of a batch size's
         # best trial around that size's best possible run. A size searched with one trial had its LR,
         # warmup and schedule untuned there, so its steps-to-target can sit far above that best (measured:
@@ -739,7 +741,7 @@ def _bootstrap(fit: ScalingFit, sizes: list[int], step_time: StepTimeModel, seed
         picks.append(sizes[int(np.argmin(seconds))])
         regrets.append(seconds / seconds.min())
     q = [100 * p for p in INTERVAL]
-    return (_spanning(np.percentile(b_noise, q), fit.b_noise), tuple(np.percentile(picks, q).tolist()),
+    return (tuple(np.percentile(b_noise, q).tolist()), tuple(np.percentile(picks, q).tolist()),
             np.mean(regrets, axis=0).tolist())
 
 

@@ -294,6 +294,13 @@ def _call_data(obj: Any, name: str, where: str) -> Any:
         ) from exc
 
 
+def sample_optimizer(task: Task) -> torch.optim.Optimizer:
+    """The task's optimizer over a fresh model's parameters (at LR 0.001): what its kind and defaults are read
+    from. The global RNG is left as it was (building a model draws from it)."""
+    with torch.random.fork_rng(devices=[]):
+        return task.optimizer(task.model().parameters(), 1e-3)
+
+
 def _hold_out(data: Data, fraction: float) -> tuple[Data, Data]:
     # Seeded permutation so the split is the same on every run and on every machine.
     n = len(data)

@@ -36,9 +36,9 @@ def what_it_brings(path: Path) -> str:
 def row(path: Path, r: dict) -> str:
     rec = r["recommendation"]
     if rec is None:
-        error = next((line for line in reversed((r["error"] or "").splitlines()) if line.startswith("error:")),
-                     (r["error"] or "").strip().splitlines()[-1:] or [""])
-        answer = f"exit {r['exit']}: {error if isinstance(error, str) else error[0]}"
+        lines = (r["error"] or "").strip().splitlines()
+        error = next((line for line in reversed(lines) if line.startswith("error:")), lines[-1] if lines else "")
+        answer = f"exit {r['exit']}: {error}"
         notes = ""
     else:
         lo, hi = rec["critical_batch_size_interval"] or (None, None)
