@@ -326,7 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     recommend = sub.add_parser("recommend", help="the whole job: probe, range test, noise scale, search and "
                                "scaling fit; prints the batch size, LR, warmup and schedule to train with")
     recommend.add_argument("model", metavar="MODEL.py")
-    recommend.add_argument("--budget", default="5m", help="wall time for the whole run, e.g. 10m (default 5m)")
+    recommend.add_argument("--budget", help="wall time for the whole run, e.g. 10m (default: the search sized to the "
+                           "task, its trials twice as long as its first round; the whole run within 5m)")
     _option(recommend, "device")
     recommend.add_argument("--memory-limit", help="e.g. 8GiB (default: the GPU's memory; on CPU half the free RAM)")
     recommend.add_argument("--target", type=float,

@@ -31,7 +31,19 @@ from .errors import ConfigError
 from .search import TRIAL_TIMEOUT_S
 from .units import parse_bytes, parse_duration
 
-DEFAULT_BUDGET_S = 300.0  # the README example (digits, 2 CPU cores) finishes in about this
+DEFAULT_BUDGET_S = 300.0  # without --budget, the whole run takes at most this
+# Without --budget, the search is sized to the task: its trials run SEARCH_ROUNDS times as long as its first round
+# (a default config at each batch size) took, and the whole run stays within DEFAULT_BUDGET_S. Why this unit: what
+# the answer rests on is how many trials the search affords (the first round, then the LR ladders, the sampler's
+# configs and the reruns, each a share of a whole run), not seconds: a fixed 5 minutes is a thousand trials of a
+# small model (a 150-example task ran 1750 in 2 minutes) and several grid searches' compute, and a few trials of a
+# large one. The round is timed as it runs, with the machine's load, the workers' start-up and the evaluations in
+# it; pricing it from the memory probe's step times missed those and moved 2x between runs of the same task
+# (digits: 12.5-25.9 s for one whole run at each size), and the search with it. Why 2: at the benchmarks'
+# operating point, 15% of a grid search's compute (../shared/BENCHMARKS.md), the search's trials ran 1.6-2.2 times
+# its first round on digits (session 23's five runs, reports/recommend_digits_dd212dd.md), where its regret met
+# the 1.15 goal to within the oracle's own resolution (reports/yardstick_noise_digits.md).
+SEARCH_ROUNDS = 2.0
 RANGE_SHARE = 0.15
 NOISE_SHARE = 0.10
 # Kept back from the search for what follows it: the fit with its bootstrap, the report, Ray's shutdown and the
@@ -237,7 +249,7 @@ def _noise_small_batch(task, step_time, seconds: float) -> int | None:
 def tune(
     task,
     *,
-    budget: float | str = DEFAULT_BUDGET_S,
+    budget: float | str | None = None,
     device: str = "auto",
     memory_limit: int | str | None = None,
     out: str | Path | None = None,
@@ -257,7 +269,8 @@ def tune(
 
     Args:
         task: a ``Task`` or the path of a model.py task file.
-        budget: wall time for the whole run: seconds or ``"10m"``-style text (default 5 minutes).
+        budget: wall time for the whole run: seconds or ``"10m"``-style text. Default: the search sized to the task
+            (its trials ``SEARCH_ROUNDS`` times as long as its first round), the whole run within 5 minutes.
         device, memory_limit: as for ``autobs probe``.
         out: the run directory (default ``runs/<task name>``).
         fresh: redo every stage instead of reusing the run directory's results.
@@ -284,7 +297,7 @@ def tune(
     from .task import Task, load_task, sample_optimizer
     from .training import resolve_device
 
-    budget_s = parse_duration(budget)
+    budget_s = DEFAULT_BUDGET_S if budget is None else parse_duration(budget)
     trial_timeout_s = parse_duration(trial_timeout, "trial time limit")
     if target is not None and not (isinstance(target, (int, float)) and math.isfinite(target)):
         raise ConfigError(f"target must be a finite number; got {target!r}.")
@@ -380,11 +393,14 @@ def tune(
                     f"--budget of at least {spent + MIN_SEARCH_S + reserve_s + 60:.0f}s (the finished "
                     "stages are saved and will be reused).")
             if progress:
-                _progress(f"joint search: {search_space.name} space, {search_s:.0f} s")
+                sized = (f" (its trials {SEARCH_ROUNDS:g} times as long as its first round takes; --budget sets it)"
+                         if budget is None else "")
+                _progress(f"joint search: {search_space.name} space, at most {search_s:.0f} s{sized}")
             result = run_search(
                 task, search_space, out=out, trials=None, budget_s=search_s, max_batch_size=max_batch_size,
                 lr_at=lr_anchor, sampler=sampler, seed=seed, device=device, ray_address=ray_address,
-                resume=(out / TRIALS_FILE).exists(), stratify=True, step_time_at=step_time.at, stop_at_target=True,
+                rounds=SEARCH_ROUNDS if budget is None else None, resume=(out / TRIALS_FILE).exists(), stratify=True,
+                step_time_at=step_time.at, stop_at_target=True,
                 target=target,
                 trial_timeout_s=trial_timeout_s, progress=progress, resume_command=resume_command,
             )

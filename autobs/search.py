@@ -294,8 +294,10 @@ class _Recorder:
 
     def __init__(self, path: Path, header: dict, records: list[dict], space: ResolvedSpace, sampler_info: dict,
                  progress: bool, total: int, timeout_s: float = TRIAL_TIMEOUT_S, target: _TargetState | None = None,
-                 higher_is_better: bool = True):
+                 higher_is_better: bool = True, rounds: float | None = None):
         self.path, self.header, self.records, self.timeout_s = path, header, records, timeout_s
+        self.rounds = rounds  # with a target: the search's trials take this many times its first round's time
+        self.end_at: float | None = None  # when they end (``_size_search``), known once the first round has ended
         self.space, self.sampler_info, self.progress, self.total = space, sampler_info, progress, total
         self.target, self.higher_is_better = target, higher_is_better
         self.live: dict[str, dict] = {}
@@ -305,6 +307,7 @@ class _Recorder:
         self.fatal: str | None = None  # a reason the search cannot go on (the trials learned nothing)
         self._saved_at, self._save_s = -math.inf, 0.0  # when trials.json was last written, and how long that took
         self._update_target()
+        self._size_search()
 
     def start(self, trial) -> None:
         config = trial.config
@@ -384,6 +387,7 @@ class _Recorder:
         record["wall_s"] = (ended_at or time.time()) - record["started_at"]
         self.records.append(record)
         self._update_target()
+        self._size_search()
         self.save(force=False)
         if self.progress:
             c = record["config"]
@@ -394,6 +398,22 @@ class _Recorder:
                   f"batch {c['batch_size']}, lr {c['lr']:.3g}, "
                   f"{c['schedule']}, warmup {c['warmup_fraction']:.0%} → {self.header['metric']} {value} "
                   f"({status}, {record['samples']} samples, {record['wall_s']:.1f} s)", file=sys.stderr)
+
+    def _size_search(self) -> None:
+        """With ``rounds``, once the first round (the first ``first_round`` trials) has ended: end the search's trials
+        ``rounds`` times the round's time after it began (``end_at``). Computed from the records, so a resumed search
+        gets what its earlier session left of that (the time from its first trial's start to its last trial's end)."""
+        state = self.target
+        if self.rounds is None or self.end_at is not None or state is None or state.first_round < 1:
+            return
+        first = [r for r in self.records if r["number"] < state.first_round]
+        if len(first) < state.first_round:
+            return
+        began = min(r["started_at"] for r in first)
+        took = max(r["started_at"] + r["wall_s"] for r in first) - began
+        spent = max(r["started_at"] + r["wall_s"] for r in self.records) - began
+        self.end_at = time.time() + max(0.0, self.rounds * took - spent)
+        state.deadline = min(state.deadline, self.end_at)  # no rerun is started that would end after it
 
     def _update_target(self) -> None:
         """Choose the target once the first round has ended (``run_search``'s ``stop_at_target`` says why),
@@ -482,7 +502,9 @@ def _recorder_class():
             return False
 
         def stop_all(self):
-            return self.recorder.failures_in_row >= self.limit or self.recorder.fatal is not None
+            recorder = self.recorder
+            return (recorder.failures_in_row >= self.limit or recorder.fatal is not None
+                    or (recorder.end_at is not None and time.time() >= recorder.end_at))
 
     return RecorderCallback, FailureStopper
 
@@ -1016,6 +1038,7 @@ def run_search(
     out: Path,
     trials: int | None = 20,
     budget_s: float | None = None,
+    rounds: float | None = None,
     trial_samples: int | None = None,
     max_batch_size: int | None = None,
     lr_at=None,
@@ -1045,6 +1068,9 @@ def run_search(
         trials: the number of trials in all (a resumed search counts the recorded ones); None: as many as
             ``budget_s`` allows.
         budget_s: wall-time budget of this call, in seconds.
+        rounds: with ``stop_at_target``, end the trials once they have run this many times as long as the first round
+            took (its first ``len(batch sizes)`` trials with ``stratify``): a length in the task's own trials, which
+            ``budget_s`` still cuts short.
         trial_samples: each trial's length in samples; default the task's planned run (epochs × data).
         max_batch_size / lr_at: the anchors (memory ceiling, range test ``lr_at(B)``) the space uses.
         sampler: ``tpe`` (default), ``gp``, ``cmaes`` or ``random``.
@@ -1169,7 +1195,7 @@ def run_search(
                                     deadline=math.inf if budget_s is None else entered + budget_s, per_size=stratify,
                                     horizon=horizon, horizon_s=horizon_s)
     recorder = _Recorder(path, header, records, resolved, {}, progress, trials, trial_timeout_s, target_state,
-                         task.higher_is_better)  # on a resume, scores the recorded trials once the target is known
+                         task.higher_is_better, rounds)  # on a resume, scores the recorded trials once the target is known
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.InMemoryStorage()
     search_mode = "min" if stop_at_target else mode  # the objective is samples to the target: fewer is better
@@ -1231,9 +1257,10 @@ def run_search(
         if started:
             stop_ray()
     elapsed = time.time() - began
-    out_of_time = budget_s is not None and elapsed >= budget_s * 0.98
+    sized = recorder.end_at is not None and time.time() >= recorder.end_at
+    out_of_time = (budget_s is not None and elapsed >= budget_s * 0.98) or sized
     if out_of_time and (cut := recorder.cut(fit_ended)):  # not after a Ctrl-C: a resume reruns those trials whole
-        notes.append(f"{cut} trial{'s' if cut > 1 else ''} still running at the end of the time budget "
+        notes.append(f"{cut} trial{'s' if cut > 1 else ''} still running when the search ended "
                      f"{'were' if cut > 1 else 'was'} kept as stopped, with {'their' if cut > 1 else 'its'} curve so far")
         recorder.save()
     if recorder.fatal is not None:
@@ -1249,7 +1276,9 @@ def run_search(
             f"the search stopped: {recorder.failures_in_row} trials in a row failed, hung or ran out of memory "
             f"(finished trials are saved in {path}). The last error:\n{recorder.last_error[-1500:]}"
         )
-    if out_of_time:
+    if sized:
+        notes.append(f"the search ended after {len(records)} trials, {rounds:g} times as long as its first round took")
+    elif out_of_time:
         notes.append(f"the time budget ({budget_s:.0f} s) ended the search after {len(records)} trials"
                      + (f" of {trials}" if trials else ""))
     return _result(header, records, elapsed, path, notes)

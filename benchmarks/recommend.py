@@ -32,6 +32,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -91,7 +92,8 @@ def monotone_oracle_fit(task: autobs.Task, oracle: dict, target: float | None = 
     return fit_steps_to_target(list(reached), list(reached.values()))
 
 
-def autobs_run(task: autobs.Task, oracle: dict, budget: float, cores: int, seed: int, keep: Path | None = None) -> dict:
+def autobs_run(task: autobs.Task, oracle: dict, budget: float | None, cores: int, seed: int,
+               keep: Path | None = None) -> dict:
     """autobs.tune with ``seed`` (its search's sampler and every stage's runs), scored against the oracle.
     ``keep``: write the run directory under it (``<task>/seed<seed>``) instead of a temporary one."""
     with contextlib.nullcontext(str(keep / task.name / f"seed{seed}")) if keep else tempfile.TemporaryDirectory() as out:
@@ -151,13 +153,17 @@ def step_times_now(task: autobs.Task, oracle: dict) -> dict[int, float]:
 
 
 
-def run_task(path: str, budget_share: float, cores: int, skip_peers: bool, seeds: list[int],
+def run_task(path: str, budget_share: float | None, cores: int, skip_peers: bool, seeds: list[int],
              keep: Path | None = None, many_seeds: bool = False) -> dict:
+    """``budget_share`` None: autobs runs without a budget (its default, sized to the task), and the Ray Tune
+    peer gets autobs's mean wall time."""
     task = autobs.load_task(path)
     oracle = load_oracle(task.name)
     times = step_times_now(task, oracle)
-    budget = budget_share * oracle["grid_seconds"] / cores
+    budget = None if budget_share is None else budget_share * oracle["grid_seconds"] / cores
     runs = [autobs_run(task, oracle, budget, cores, seed, keep) for seed in seeds]
+    if budget is None:
+        budget = statistics.mean(r["row"]["wall_s"] for r in runs)
     rows = [r["row"] for r in runs]
     if not skip_peers:
         max_batch_size = runs[0]["rec"]["max_batch_size"]
@@ -263,13 +269,17 @@ def report(results: list[dict], args) -> str:
         "",
         f"Command: `python benchmarks/recommend.py"
         f"{' --tasks ' + ' '.join(_relative(t) for t in args.tasks) if args.tasks != DEFAULT_TASKS else ''}"
-        f" --budget-share {args.budget_share:g}{' --skip-peers' if args.skip_peers else ''}"
+        f"{' --default-budget' if args.default_budget else f' --budget-share {args.budget_share:g}'}"
+        f"{' --skip-peers' if args.skip_peers else ''}"
         f"{' --seeds ' + ' '.join(map(str, args.seeds)) if args.seeds != [0] else ''}"
         f"{' --many-seeds' if args.many_seeds else ''}`  ",
         f"Machine: {platform.machine()}, {args.cores} cores, CPU; torch {torch.__version__}  ",
         f"Date: {time.strftime('%Y-%m-%d')}  ",
-        f"autobs's budget: {args.budget_share:.0%} of the grid's compute, divided by the {args.cores} cores its "
-        f"search runs trials on. Every config retrained like the grid's runs (same length and evaluation "
+        ("autobs's budget: its default (no --budget: the search sized to the task, `pipeline.SEARCH_RUNS`); the "
+         "Ray Tune peer gets autobs's mean wall time. " if args.default_budget else
+         f"autobs's budget: {args.budget_share:.0%} of the grid's compute, divided by the {args.cores} cores its "
+         "search runs trials on. ") +
+        f"Every config retrained like the grid's runs (same length and evaluation "
         f"interval) with seeds {SEEDS}; "
         "time-to-target = median steps-to-target × the oracle's step time at that batch size (interpolated "
         "between grid sizes); regret = that / the oracle's best. *Regret, step times of this run*: the same with "
@@ -336,7 +346,8 @@ def report(results: list[dict], args) -> str:
             rec = run["rec"]
             crit, lo_hi = rec["critical_batch_size"], rec["critical_batch_size_interval"]
             lines += [
-                f"{run['row']['tuner']}: budget {r['budget_s']:.0f} s, {run['trials']} trials; B_noise {fmt(crit, '.0f')}"
+                f"{run['row']['tuner']}: {'wall' if args.default_budget else 'budget'} "
+                f"{(run['row']['wall_s'] if args.default_budget else r['budget_s']):.0f} s, {run['trials']} trials; B_noise {fmt(crit, '.0f')}"
                 + (f" (90% interval {lo_hi[0]:.0f}–{lo_hi[1]:.0f})" if lo_hi else "")
                 + f" at its own target {rec['target']:.4g}"
                 + (f", ratio to the oracle's {crit / o_b:.2f} (grid) / {crit / o_refined:.2f} (refined) / "
@@ -391,6 +402,8 @@ def main() -> None:
                              "held-out friedman_mlp)")
     parser.add_argument("--budget-share", type=float, default=0.15,
                         help="autobs's budget as a share of the grid's compute (default 0.15, the goal)")
+    parser.add_argument("--default-budget", action="store_true",
+                        help="run autobs without --budget (its default, sized to the task) instead of a share")
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
                         help="run autobs once per seed (its sampler and stages); peers run once")
@@ -403,7 +416,7 @@ def main() -> None:
                         help="keep autobs's run directories under this folder (<task>/seed<N>; default: discarded)")
     args = parser.parse_args()
     args.cores = len(os.sched_getaffinity(0))
-    results = [run_task(t, args.budget_share, args.cores, args.skip_peers, args.seeds, args.keep_runs,
+    results = [run_task(t, None if args.default_budget else args.budget_share, args.cores, args.skip_peers, args.seeds, args.keep_runs,
                        args.many_seeds) for t in args.tasks]
     text = report(results, args)
     Path(args.out).write_text(text + "\n")

@@ -13,7 +13,7 @@ import torch
 
 import autobs
 import autobs.rundir
-from autobs import search
+from autobs import pipeline, search
 from autobs.cli import main as cli_main
 from autobs.lr_range import largest_useful_batch
 from autobs.rundir import write_json
@@ -103,6 +103,17 @@ def test_the_budget_counts_from_the_commands_start_not_from_the_search(tmp_path,
     assert first < 600 - 4 and second < first - 250  # the reserve for fit, report and exit comes off both
 
 
+def test_without_a_budget_the_search_is_sized_to_the_task(tmp_path, monkeypatch, capsys):
+    calls: list = []
+    _fake_stages(monkeypatch, calls)
+    out = tmp_path / "run"
+    autobs.tune(DIGITS, out=out)
+    assert "times as long as its first round takes; --budget sets it" in capsys.readouterr().err
+    autobs.tune(DIGITS, budget=600, out=out, fresh=True, progress=False)  # a budget given is the user's to spend
+    assert [c["rounds"] for c in calls] == [pipeline.SEARCH_ROUNDS, None]
+    assert calls[0]["budget_s"] < pipeline.DEFAULT_BUDGET_S < calls[1]["budget_s"]  # the whole run's cap still holds
+
+
 def test_recommendation_builds_working_optimizer_and_scheduler(tmp_path, monkeypatch):
     _fake_stages(monkeypatch, [])
     rec = autobs.tune(DIGITS, budget=600, out=tmp_path / "run", progress=False)
@@ -137,7 +148,7 @@ def test_too_small_a_budget_is_a_clear_error(tmp_path, capsys):
 
 def test_recommend_cli_end_to_end_on_digits(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "autobs", "recommend", str(DIGITS), "--budget", "80s", "--out", str(out), "--json"]
+    cmd = [sys.executable, "-m", "autobs", "recommend", str(DIGITS), "--out", str(out), "--json"]  # default budget
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     rec = json.loads(done.stdout)
@@ -158,6 +169,8 @@ def test_recommend_cli_end_to_end_on_digits(tmp_path):
     by_number = {t["number"]: t for t in trials}
     assert reruns and all(t["config"] == by_number[t["rerun_of"]]["config"] for t in reruns)  # the leaders' own configs
     assert any(r["replicates"] for r in json.loads((out / "scaling.json").read_text())["per_batch"])
+    # Without --budget the search ended by its own length, a multiple of its first round, not at the 5-minute cap.
+    assert any("times as long as its first round took" in n for n in json.loads((out / "search.json").read_text())["notes"])
     assert "joint search done" in done.stderr  # progress on stderr, JSON alone on stdout
     assert "Token authentication is enabled" not in done.stderr  # no Ray notice among the progress lines
 

@@ -383,6 +383,33 @@ def test_trials_cut_by_the_time_budget_keep_their_curves(tmp_path):
     assert not recorder.live
 
 
+def test_a_search_sized_in_rounds_ends_that_many_first_rounds_after_it_began_also_when_resumed(tmp_path):
+    from autobs.search import _Recorder, _recorder_class, _TargetState
+
+    from .test_scaling import _trials
+
+    now = time.time()
+    # A first round of two trials that began 30 s ago and took 10 s; a later trial ended 5 s ago.
+    records = _trials([16, 32, 16], [100, 120, 90])
+    for r, (start, wall) in zip(records, [(-30, 10), (-30, 8), (-15, 10)]):
+        r.update(trial_id=str(r["number"]), started_at=now + start, wall_s=wall)
+
+    def recorder(records, rounds):
+        state = _TargetState(None, first_round=2, records=records, higher_is_better=True, deadline=now + 600)
+        return _Recorder(tmp_path / "trials.json", {"metric": "accuracy", "trial_samples": 10**6}, records, space=None,
+                         sampler_info={}, progress=False, total=0, target=state, rounds=rounds), state
+
+    # Resumed with rounds=4: 40 s of trials in all, 25 s spent (first start to last end), 15 s left from now.
+    resumed, state = recorder(records, 4)
+    assert resumed.end_at == pytest.approx(time.time() + 15, abs=1) and state.deadline == resumed.end_at
+    assert not _recorder_class()[1](resumed, limit=5).stop_all()
+    # rounds=2: 20 s in all, already spent: it ends at once (its stopper tells Ray to stop every trial).
+    spent, _ = recorder(records, 2)
+    assert spent.end_at <= time.time() and _recorder_class()[1](spent, limit=5).stop_all()
+    # Before its first round has ended nothing is sized; without rounds, nothing ever is.
+    assert recorder(records[:1], 2)[0].end_at is None and recorder(records, None)[0].end_at is None
+
+
 def test_sampler_objective_is_samples_to_the_target_and_any_miss_scores_worse():
     from autobs.search import objective
 
