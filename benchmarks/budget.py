@@ -35,14 +35,18 @@ STAGE_LINE = re.compile(r"^\[(\d+) s of \d+ s\] (.+) done in ([\d.]+) s$")
 
 
 def run_once(task: str, budget: str, out: Path) -> dict:
-    command = [sys.executable, "-m", "autobs", "recommend", task, "--budget", budget, "--out", str(out), "--fresh",
-               "--json"]
+    """``autobs recommend`` in its own process; ``budget`` "default": without --budget (at most its 5-minute cap)."""
+    from autobs.pipeline import DEFAULT_BUDGET_S
+
+    default = budget == "default"
+    command = [sys.executable, "-m", "autobs", "recommend", task, *([] if default else ["--budget", budget]),
+               "--out", str(out), "--fresh", "--json"]
     began = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - began
     stages = {m.group(2): float(m.group(3)) for line in done.stderr.splitlines() if (m := STAGE_LINE.match(line))}
     trials = len(json.loads((out / "trials.json").read_text())["trials"]) if (out / "trials.json").exists() else 0
-    return {"task": Path(task).stem, "budget_s": parse_duration(budget), "wall_s": wall, "exit": done.returncode,
+    return {"task": Path(task).stem, "budget_s": DEFAULT_BUDGET_S if default else parse_duration(budget), "wall_s": wall, "exit": done.returncode,
             "stages": stages, "trials": trials, "error": done.stderr[-2000:] if done.returncode else None,
             "recommendation": json.loads(done.stdout) if done.returncode == 0 and done.stdout.strip() else None}
 
