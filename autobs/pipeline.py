@@ -321,7 +321,8 @@ def tune(
         def stage(name: str, since: float) -> None:
             seconds[name] = time.time() - since
             if progress:
-                _progress(f"[{time.time() - began:.0f} s of {budget_s:.0f} s] {name} done in {seconds[name]:.1f} s")
+                _progress(f"[{time.time() - began:.0f} s of {'' if budget else 'at most '}{budget_s:.0f} s] {name} done in "
+                          f"{seconds[name]:.1f} s")
 
         t = time.time()
         memory = memory_stage(task, out, device=device, memory_limit=memory_limit, progress=progress)

@@ -31,7 +31,7 @@ from autobs.units import parse_duration  # noqa: E402
 # 5m is the default; char_lm's step is 10x digits', so its trials end later past a deadline.
 DEFAULT_RUNS = ("examples/digits_mlp.py:41s", "examples/digits_mlp.py:2m", "examples/digits_mlp.py:5m",
                 "examples/char_lm.py:2m")
-STAGE_LINE = re.compile(r"^\[(\d+) s of \d+ s\] (.+) done in ([\d.]+) s$")
+STAGE_LINE = re.compile(r"^\[(\d+) s of (?:at most )?\d+ s\] (.+) done in ([\d.]+) s$")
 
 
 def run_once(task: str, budget: str, out: Path) -> dict:

@@ -108,7 +108,8 @@ def test_without_a_budget_the_search_is_sized_to_the_task(tmp_path, monkeypatch,
     _fake_stages(monkeypatch, calls)
     out = tmp_path / "run"
     autobs.tune(DIGITS, out=out)
-    assert "times as long as its first round takes; --budget sets it" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "times as long as its first round takes; --budget sets it" in err and " s of at most 300 s] " in err
     autobs.tune(DIGITS, budget=600, out=out, fresh=True, progress=False)  # a budget given is the user's to spend
     assert [c["rounds"] for c in calls] == [pipeline.SEARCH_ROUNDS, None]
     assert calls[0]["budget_s"] < pipeline.DEFAULT_BUDGET_S < calls[1]["budget_s"]  # the whole run's cap still holds
