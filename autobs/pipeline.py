@@ -297,7 +297,8 @@ def tune(
     from .task import Task, load_task, sample_optimizer
     from .training import resolve_device
 
-    budget_s = DEFAULT_BUDGET_S if budget is None else parse_duration(budget)
+    sized_to_task = budget is None  # the search then ends by its rounds (SEARCH_ROUNDS), within the 5-minute cap
+    budget_s = DEFAULT_BUDGET_S if sized_to_task else parse_duration(budget)
     trial_timeout_s = parse_duration(trial_timeout, "trial time limit")
     if target is not None and not (isinstance(target, (int, float)) and math.isfinite(target)):
         raise ConfigError(f"target must be a finite number; got {target!r}.")
@@ -321,8 +322,8 @@ def tune(
         def stage(name: str, since: float) -> None:
             seconds[name] = time.time() - since
             if progress:
-                _progress(f"[{time.time() - began:.0f} s of {'' if budget else 'at most '}{budget_s:.0f} s] {name} done in "
-                          f"{seconds[name]:.1f} s")
+                of = f"{'at most ' if sized_to_task else ''}{budget_s:.0f} s"
+                _progress(f"[{time.time() - began:.0f} s of {of}] {name} done in {seconds[name]:.1f} s")
 
         t = time.time()
         memory = memory_stage(task, out, device=device, memory_limit=memory_limit, progress=progress)
@@ -395,12 +396,12 @@ def tune(
                     "stages are saved and will be reused).")
             if progress:
                 sized = (f" (its trials {SEARCH_ROUNDS:g} times as long as its first round takes; --budget sets it)"
-                         if budget is None else "")
+                         if sized_to_task else "")
                 _progress(f"joint search: {search_space.name} space, at most {search_s:.0f} s{sized}")
             result = run_search(
                 task, search_space, out=out, trials=None, budget_s=search_s, max_batch_size=max_batch_size,
                 lr_at=lr_anchor, sampler=sampler, seed=seed, device=device, ray_address=ray_address,
-                rounds=SEARCH_ROUNDS if budget is None else None, resume=(out / TRIALS_FILE).exists(), stratify=True,
+                rounds=SEARCH_ROUNDS if sized_to_task else None, resume=(out / TRIALS_FILE).exists(), stratify=True,
                 step_time_at=step_time.at, stop_at_target=True,
                 target=target,
                 trial_timeout_s=trial_timeout_s, progress=progress, resume_command=resume_command,

@@ -275,7 +275,7 @@ def report(results: list[dict], args) -> str:
         f"{' --many-seeds' if args.many_seeds else ''}`  ",
         f"Machine: {platform.machine()}, {args.cores} cores, CPU; torch {torch.__version__}  ",
         f"Date: {time.strftime('%Y-%m-%d')}  ",
-        ("autobs's budget: its default (no --budget: the search sized to the task, `pipeline.SEARCH_RUNS`); the "
+        ("autobs's budget: its default (no --budget: the search sized to the task, `pipeline.SEARCH_ROUNDS`); the "
          "Ray Tune peer gets autobs's mean wall time. " if args.default_budget else
          f"autobs's budget: {args.budget_share:.0%} of the grid's compute, divided by the {args.cores} cores its "
          "search runs trials on. ") +
@@ -347,7 +347,8 @@ def report(results: list[dict], args) -> str:
             crit, lo_hi = rec["critical_batch_size"], rec["critical_batch_size_interval"]
             lines += [
                 f"{run['row']['tuner']}: {'wall' if args.default_budget else 'budget'} "
-                f"{(run['row']['wall_s'] if args.default_budget else r['budget_s']):.0f} s, {run['trials']} trials; B_noise {fmt(crit, '.0f')}"
+                f"{(run['row']['wall_s'] if args.default_budget else r['budget_s']):.0f} s, {run['trials']} trials; "
+                f"B_noise {fmt(crit, '.0f')}"
                 + (f" (90% interval {lo_hi[0]:.0f}–{lo_hi[1]:.0f})" if lo_hi else "")
                 + f" at its own target {rec['target']:.4g}"
                 + (f", ratio to the oracle's {crit / o_b:.2f} (grid) / {crit / o_refined:.2f} (refined) / "
@@ -416,8 +417,9 @@ def main() -> None:
                         help="keep autobs's run directories under this folder (<task>/seed<N>; default: discarded)")
     args = parser.parse_args()
     args.cores = len(os.sched_getaffinity(0))
-    results = [run_task(t, None if args.default_budget else args.budget_share, args.cores, args.skip_peers, args.seeds, args.keep_runs,
-                       args.many_seeds) for t in args.tasks]
+    share = None if args.default_budget else args.budget_share
+    results = [run_task(t, share, args.cores, args.skip_peers, args.seeds, args.keep_runs, args.many_seeds)
+               for t in args.tasks]
     text = report(results, args)
     Path(args.out).write_text(text + "\n")
     Path(args.out).with_suffix(".json").write_text(json.dumps(
