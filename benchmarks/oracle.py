@@ -35,7 +35,8 @@ if str(ROOT) not in sys.path:  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(ROOT))
 
 import autobs  # noqa: E402
-from benchmarks.scoring import OracleSummary, RunRecord, summarize, train_in_worker, worker_pool  # noqa: E402
+from benchmarks.scoring import (OracleSummary, RunRecord, grid_core_seconds, summarize, threads_per_worker,  # noqa: E402
+                                train_in_worker, worker_pool)
 
 
 def lr_of(index: int, per_decade: int) -> float:
@@ -81,7 +82,8 @@ def run_grid(args: argparse.Namespace) -> OracleSummary:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     samples = (args.epochs or task.epochs) * len(task.train)
-    settings = {"task_fingerprint": task.fingerprint, "samples": samples, "evals": args.evals}
+    settings = {"task_fingerprint": task.fingerprint, "samples": samples, "evals": args.evals,
+                "threads_per_run": threads_per_worker(args.workers)}
     settings_path = out / "settings.json"
     if settings_path.exists() and json.loads(settings_path.read_text()) != settings:
         sys.exit(f"error: {out} holds a grid for other settings ({settings_path.read_text().strip()}); "
@@ -170,7 +172,9 @@ def write_report(args: argparse.Namespace, summary: OracleSummary) -> None:
         f"{args.lr_per_decade} per decade, widened where a batch size's best LR was on an edge.  ",
         f"Target: validation {task.metric} {direction} {args.target} ({args.target_rule})  ",
         f"Runs and curves: `{out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}/runs.jsonl`; "
-        f"grid compute {summary.grid_seconds:.0f} device-seconds.",
+        f"grid compute {summary.grid_seconds:.0f} device-seconds (steps × the step times below), "
+        f"{grid_core_seconds(map(RunRecord.from_dict, read_runs(out / 'runs.jsonl')), threads_per_worker(args.workers)):.0f} "
+        "core-seconds of training as it ran (the unit of a tuner's cost, `scoring.grid_core_seconds`).",
         "",
         "| batch size | step time (ms) | LRs tried | best LR | schedule | steps to target | fit S(B) | "
         "log residual | time to target (s) | final " + task.metric + " |",

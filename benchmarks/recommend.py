@@ -11,7 +11,8 @@ Tuning cost of autobs = its wall time × the cores: every core-second the machin
 Ray start-up and idle slots, so it is an upper bound. The search runs one trial a core; the serial stages
 (probe, range test, noise, fit) run with torch's default thread count, one thread a core, so they hold every
 core too (until 2026-12-02 they were counted as one core: 10-15% less on digits). The grid's compute counts
-training steps only.
+training steps only, in core-seconds as it ran (``scoring.grid_core_seconds``; until 2026-12-03 the share was
+taken of the oracle's ``grid_seconds``, seconds of the whole device, which overstated it up to 2x on 2 cores).
 
     python benchmarks/recommend.py                      # both examples and friedman_mlp, budget 15% of each grid / 2 cores
     python benchmarks/recommend.py --tasks examples/digits_mlp.py --budget-share 0.3
@@ -49,7 +50,8 @@ from benchmarks import peers  # noqa: E402
 from autobs.scaling import StepTimeModel  # noqa: E402
 from benchmarks.scoring import (CONTENDERS, FRESH_SEEDS, MANY_SEEDS, SEEDS, fresh_oracle_best_steps, grid_run,  # noqa: E402
                                 load_oracle, many_seed_best, many_seed_oracle, refine_lr, regret, score_config,
-                                score_fresh, score_many, score_runs, time_to_target, train_on_many_seeds)
+                                score_fresh, score_many, score_runs, time_to_target, train_on_many_seeds,
+                                tuning_cost)
 
 
 def _config(batch_size: int, lr: float, schedule: str, warmup_steps: int, total_steps: int, params=None) -> dict:
@@ -160,7 +162,7 @@ def run_task(path: str, budget_share: float | None, cores: int, skip_peers: bool
     task = autobs.load_task(path)
     oracle = load_oracle(task.name)
     times = step_times_now(task, oracle)
-    budget = None if budget_share is None else budget_share * oracle["grid_seconds"] / cores
+    budget = None if budget_share is None else budget_share * oracle["grid_core_seconds"] / cores
     runs = [autobs_run(task, oracle, budget, cores, seed, keep) for seed in seeds]
     if budget is None:
         budget = statistics.mean(r["row"]["wall_s"] for r in runs)
@@ -293,7 +295,9 @@ def report(results: list[dict], args) -> str:
         "grid's runs, both read at the first evaluation past it (`scoring.score_runs`). "
         "With --many-seeds, the same on more seeds (`scoring.many_seed_oracle`), and *monotone read*: every curve, "
         "the config's and the oracle's, read at its monotone fit's crossing instead of the first evaluation past "
-        "the target. Tuning cost = core-seconds spent (wall time × cores) / the grid's.",
+        "the target. Tuning cost = core-seconds spent (wall time × cores) / the grid's training core-seconds as it "
+        "ran (`scoring.grid_core_seconds`: "
+        + ", ".join(f"{r['task']} {r['oracle']['grid_core_seconds']:.0f}" for r in results) + ").",
         "",
     ]
     for r in results:
@@ -322,7 +326,7 @@ def report(results: list[dict], args) -> str:
                 f"| {fmt(row['steps_to_target'], 'g')} | {fmt(row['regret'], '.2f')} | {fmt(row['regret_now'], '.2f')} "
                 f"| {fmt(row['steps_fresh'], 'g')} | {fmt(row['regret_fresh'], '.2f')} "
                 f"| {fmt(row.get('regret_own_target'), '.2f')} | {row['cost_s']:.0f} "
-                f"| {row['cost_s'] / o['grid_seconds']:.1%} |"
+                f"| {tuning_cost(row['cost_s'], o['grid_core_seconds']):.1%} |"
                 + (f" {fmt(row['steps_many'], 'g')} | {fmt(row['regret_many'], '.2f')} "
                    f"| {fmt(row['regret_many_now'], '.2f')} | {fmt(row['regret_many_monotone'], '.2f')} |"
                    if many else ""))

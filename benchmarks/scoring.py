@@ -6,7 +6,8 @@
 - The oracle's best config minimises time-to-target; its ``B_noise`` is the fit of
   ``S(B) = S_min(1 + B_noise/B)`` (McCandlish et al. 2018, eq. 2.11) to the best steps at each B.
 - ``regret`` = a config's time-to-target / the oracle's best (1.0 perfect, ∞ never reaches the target).
-- ``tuning_cost`` = compute a tuner spent / compute of the whole grid, both in device-seconds.
+- ``tuning_cost`` = compute a tuner spent / compute of the whole grid, both in core-seconds
+  (``grid_core_seconds`` says why not the oracle's ``grid_seconds``).
 """
 
 from __future__ import annotations
@@ -74,9 +75,19 @@ def regret(time_to_target_s: float, oracle_best_s: float) -> float:
     return time_to_target_s / oracle_best_s if math.isfinite(time_to_target_s) else math.inf
 
 
-def tuning_cost(tuner_seconds: float, grid_seconds: float) -> float:
-    """Compute a tuner spent as a fraction of the whole grid's compute (same device, seconds)."""
-    return tuner_seconds / grid_seconds
+def tuning_cost(tuner_core_seconds: float, grid_core_seconds: float) -> float:
+    """Compute a tuner spent as a fraction of the whole grid's compute, both in core-seconds on one machine."""
+    return tuner_core_seconds / grid_core_seconds
+
+
+def grid_core_seconds(runs: Iterable[RunRecord], threads_per_run: int) -> float:
+    """The grid's training compute as it ran, in core-seconds: Σ over its runs of the training time (each
+    curve's last point; evaluation excluded) × the threads each run held. A tuner's cost is counted in
+    core-seconds (its wall time × the cores), so the grid's must be too. The oracle's ``grid_seconds`` is
+    not: it is steps × the step time of one process holding every core, seconds of the whole device, and
+    dividing core-seconds by it overstated a tuner's share by up to the core count (on 2 cores: char_lm's
+    grid ran 3200 core-seconds of training, its ``grid_seconds`` is 1556)."""
+    return sum(r.curve[-1]["seconds"] * threads_per_run for r in runs if r.curve)
 
 
 def config_steps_to_target(runs: Iterable[RunRecord], target: float, higher_is_better: bool,
@@ -178,8 +189,10 @@ def load_oracle(task_name: str) -> dict:
     evaluation interval from ``settings.json`` under ``"settings"``: every config scored against the
     grid is trained and evaluated like the grid's runs."""
     folder = ORACLE_DIR / task_name
+    settings = json.loads((folder / "settings.json").read_text())
     return json.loads((folder / "oracle.json").read_text()) | {
-        "settings": json.loads((folder / "settings.json").read_text())}
+        "settings": settings,
+        "grid_core_seconds": grid_core_seconds(grid_records(task_name), settings["threads_per_run"])}
 
 
 @functools.lru_cache(maxsize=None)
@@ -244,9 +257,13 @@ def worker_pool(task, workers: int) -> ProcessPoolExecutor:
     on a small model, two one-thread processes train more runs per second than one two-thread process. Spawned,
     not forked: a child forked from a process whose torch has already run its thread pool can hang in it
     (GNU OpenMP is not fork-safe), and the benchmarks train in the parent before they score."""
-    threads = max(1, (os.cpu_count() or 1) // workers)
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker,
-                               initargs=(str(task.path), threads))
+                               initargs=(str(task.path), threads_per_worker(workers)))
+
+
+def threads_per_worker(workers: int) -> int:
+    """Each of ``worker_pool``'s processes holds its share of the cores, one thread a core."""
+    return max(1, (os.cpu_count() or 1) // workers)
 
 
 def score_config(task, config: Mapping, oracle: Mapping) -> tuple[float, float]:

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from benchmarks.oracle import lr_of, read_runs
-from benchmarks.scoring import RunRecord, regret, summarize, tuning_cost
+from benchmarks.scoring import RunRecord, grid_core_seconds, regret, summarize, tuning_cost
 
 S_MIN, B_NOISE = 80.0, 256.0
 BATCH_SIZES = [16, 32, 64, 128, 256, 512, 1024]
@@ -54,6 +54,18 @@ def test_regret_of_worse_and_unreached_configs():
     assert summary.regret(never.time_to_target_s) == math.inf
     assert regret(2.0, 1.0) == 2.0 and tuning_cost(30.0, 300.0) == 0.1
     assert summary.grid_seconds == pytest.approx(sum(4000 * STEP_TIME[b] * 6 for b in BATCH_SIZES))
+
+
+def test_the_grids_cost_is_its_training_core_seconds_as_it_ran():
+    # Two runs that trained 30 s and 50 s (evaluation excluded), each holding 2 threads: 160 core-seconds,
+    # the unit a tuner's wall time x cores is in. Evaluation time is not in a curve's seconds.
+    def run(seconds):
+        curve = ({"step": 0, "samples": 0, "seconds": 0.0, "metric": 0.1, "train_loss": None},
+                 {"step": 9, "samples": 90, "seconds": seconds, "metric": 0.9, "train_loss": 0.3})
+        return RunRecord(16, 0.1, "constant", 0, curve, 9, False)
+
+    assert grid_core_seconds([run(30.0), run(50.0)], threads_per_run=2) == 160.0
+    assert tuning_cost(16.0, grid_core_seconds([run(30.0), run(50.0)], threads_per_run=1)) == 0.2
 
 
 def test_a_seed_that_misses_the_target_makes_the_config_miss_it():
