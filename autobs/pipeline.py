@@ -39,10 +39,12 @@ DEFAULT_BUDGET_S = 300.0  # without --budget, the whole run takes at most this
 # small model (a 150-example task ran 1750 in 2 minutes) and several grid searches' compute, and a few trials of a
 # large one. The round is timed as it runs, with the machine's load, the workers' start-up and the evaluations in
 # it; pricing it from the memory probe's step times missed those and moved 2x between runs of the same task
-# (digits: 12.5-25.9 s for one whole run at each size), and the search with it. Why 2: at the benchmarks'
-# operating point, 15% of a grid search's compute (../shared/BENCHMARKS.md), the search's trials ran 1.6-2.2 times
-# its first round on digits (session 23's five runs, reports/recommend_digits_dd212dd.md), where its regret met
-# the 1.15 goal to within the oracle's own resolution (reports/yardstick_noise_digits.md).
+# (digits: 12.5-25.9 s for one whole run at each size), and the search with it. Why 2: at what the benchmarks
+# then took for 15% of a grid search's compute (../shared/BENCHMARKS.md; 9% in core-seconds, the unit a tuner's
+# cost is in: benchmarks/scoring.py's grid_core_seconds), the search's trials ran 1.6-2.2 times its first round on
+# digits (session 23's five runs, reports/recommend_digits_dd212dd.md), where its regret met the 1.15 goal to
+# within the oracle's own resolution (reports/yardstick_noise_digits.md). The whole default run then costs 10-13% of
+# digits's and friedman's grids and 17-18% of char_lm's, a lean grid (one schedule, five LRs a size).
 SEARCH_ROUNDS = 2.0
 RANGE_SHARE = 0.15
 NOISE_SHARE = 0.10
