@@ -1,4 +1,5 @@
-"""Stage 1: the memory ceiling (largest batch size that fits) and throughput at each probed size.
+"""Stage 1: the memory ceiling (largest batch size that fits) and throughput at each probed size: the sizes the
+ceiling search measured and every power of two below the ceiling (the step time t(B) the recommendation uses).
 
 Instead of doubling until a crash (Lightning's ``scale_batch_size``) autobs measures: the peak bytes
 of a real training step *and* a validation forward at batch sizes 2, 16 and 128, draws
@@ -347,6 +348,7 @@ def probe_memory(
     headroom: float = HEADROOM,
     bf16: bool = False,
     largest: int | None = None,
+    time_below: bool = True,
     progress: bool = False,
 ) -> MemoryResult:
     """Find the largest batch size whose training step and validation forward fit in memory.
@@ -360,6 +362,8 @@ def probe_memory(
         bf16: probe under bfloat16 autocast, as training will run.
         largest: no batch size above this is probed (the pipeline passes the largest its planned run can
             use); the training set's size always caps the search too.
+        time_below: once the ceiling is found, also time every power of two below it (the step times the
+            recommendation compares; False finds the ceiling alone, as the peers in benchmarks/memory_probe.py do).
         progress: print each probe on stderr.
 
     Raises:
@@ -449,6 +453,16 @@ def probe_memory(
         probe(next_size)
     lo = max(p.batch_size for p in probes.values() if p.fits)
     a, b = _fit_line(probes.values())
+    # Throughput at every power of two below the ceiling too (after the line is drawn: it stays the secant through
+    # the two largest sizes). The recommendation compares S(B)·t(B) between neighbouring powers of two, and t(B)
+    # interpolated between the fit sizes misses where the step time turns from overhead-bound to compute-bound:
+    # on the oracles' step times (measured alone, reports/oracle_*.md), log-log between 16 and 128 puts t(32) 17%
+    # high on digits and 32% high on friedman_mlp, t(64) 20% high on friedman and 7% on char_lm. Those errors
+    # favour the probed sizes over the ones between them by as much as the regret goal allows in all. A probe
+    # below the ceiling takes a few steps (TIMED_STEPS, TIMING_MIN_S): seconds in all, on the largest models too.
+    powers_below = [2**k for k in range(1, lo.bit_length()) if 2**k < lo] if time_below else []
+    for size in powers_below:
+        probe(size)  # a size measured already is not run again
     capped = lo == n_train
     if capped:
         notes.append(f"capped at the training set size ({n_train} items): no larger full batch exists")

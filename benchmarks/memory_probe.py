@@ -95,7 +95,8 @@ def worker(tool: str, task_path: str, room: int, batch_size: int | None) -> dict
     _cap(room)
     start = time.perf_counter()
     if tool == "autobs":
-        result = autobs.probe_memory(task, device="cpu", memory_limit=room)
+        # The ceiling alone, as the peers find it: the throughput probes below it serve the recommendation.
+        result = autobs.probe_memory(task, device="cpu", memory_limit=room, time_below=False)
         found, probes = result.max_batch_size, len(result.probes)
     elif tool.startswith("lightning"):
         found, probes = _lightning(task, tool.split("-")[1])
