@@ -248,3 +248,25 @@ def test_a_burst_of_other_work_during_the_first_timed_steps_does_not_set_the_thr
     assert BusyAtFirst.calls > 20  # the probe timed past the burst
     # 20 ms a step would read under 800 samples/s; a step of this model takes well under 2 ms when the CPU is free.
     assert probe.samples_per_s > 16 / 0.005
+
+
+def test_step_times_out_of_line_with_their_neighbours_are_timed_again_and_the_quicker_read_kept():
+    from autobs.memory import Probe, _retime_implausible
+
+    # Quiet-machine step times 1.8, 2.4, 3.8, 6.4 ms at 16-128, but 32 was read during a burst of other work (6.0 ms:
+    # more than twice 16's, and more than 64's). Timed again it reads 2.5 ms.
+    read = {16: 1.8e-3, 32: 6.0e-3, 64: 3.8e-3, 128: 6.4e-3}
+    probes = {b: Probe(b, fits=True, peak_bytes=1, samples_per_s=b / t) for b, t in read.items()}
+    quiet = {16: 1.9e-3, 32: 2.5e-3, 64: 4.5e-3, 128: 6.0e-3}
+    asked = []
+
+    def time_again(b, t):
+        asked.append(b)
+        return quiet[b]
+
+    assert _retime_implausible(probes, time_again) == 3
+    assert sorted(asked) == [16, 32, 64]  # both sizes of each pair out of line, each once; 128 was in line with 64
+    step = {b: b / p.samples_per_s for b, p in probes.items()}
+    assert step == pytest.approx({16: 1.8e-3, 32: 2.5e-3, 64: 3.8e-3, 128: 6.4e-3})  # the quicker read of each
+    # In line everywhere now: nothing is timed again.
+    assert _retime_implausible(probes, time_again) == 0 and len(asked) == 3
