@@ -1,5 +1,6 @@
 """Stage 1: the memory ceiling (largest batch size that fits) and throughput at each probed size: the sizes the
-ceiling search measured and every power of two below the ceiling (the step time t(B) the recommendation uses).
+ceiling search measured and every power of two from 16 below the ceiling (the step time t(B) the recommendation
+uses).
 
 Instead of doubling until a crash (Lightning's ``scale_batch_size``) autobs measures: the peak bytes
 of a real training step *and* a validation forward at batch sizes 2, 16 and 128, draws
@@ -120,7 +121,7 @@ class Probe:
 
     batch_size: int
     fits: bool
-    peak_bytes: int | None  # None when the attempt ran out of memory for real
+    peak_bytes: int | None  # None when the attempt ran out of memory for real, or the size was timed only
     samples_per_s: float | None  # None when it did not fit
     oom: bool = False
 
@@ -393,7 +394,7 @@ def probe_memory(
         bf16: probe under bfloat16 autocast, as training will run.
         largest: no batch size above this is probed (the pipeline passes the largest its planned run can
             use); the training set's size always caps the search too.
-        time_below: once the ceiling is found, also time every power of two below it (the step times the
+        time_below: once the ceiling is found, also time every power of two from 16 below it (the step times the
             recommendation compares; False finds the ceiling alone, as the peers in benchmarks/memory_probe.py do).
         progress: print each probe on stderr.
 
@@ -484,16 +485,29 @@ def probe_memory(
         probe(next_size)
     lo = max(p.batch_size for p in probes.values() if p.fits)
     a, b = _fit_line(probes.values())
-    # Throughput at every power of two below the ceiling too (after the line is drawn: it stays the secant through
-    # the two largest sizes). The recommendation compares S(B)·t(B) between neighbouring powers of two, and t(B)
-    # interpolated between the fit sizes misses where the step time turns from overhead-bound to compute-bound:
+    # Throughput at every power of two from 16 below the ceiling too (after the line is drawn: it stays the secant
+    # through the two largest sizes). The recommendation compares S(B)·t(B) between neighbouring powers of two, and
+    # t(B) interpolated between the fit sizes misses where the step time turns from overhead-bound to compute-bound:
     # on the oracles' step times (measured alone, reports/oracle_*.md), log-log between 16 and 128 puts t(32) 17%
-    # high on digits and 32% high on friedman_mlp, t(64) 20% high on friedman and 7% on char_lm. Those errors
-    # favour the probed sizes over the ones between them by as much as the regret goal allows in all. A probe
-    # below the ceiling takes a few steps (TIMED_STEPS, TIMING_MIN_S): seconds in all, on the largest models too.
-    powers_below = [2**k for k in range(1, lo.bit_length()) if 2**k < lo] if time_below else []
-    for size in powers_below:
-        probe(size)  # a size measured already is not run again
+    # high on digits and 32% high on friedman_mlp, t(64) 20% high on friedman and 7% on char_lm. Those errors favour
+    # the probed sizes over the ones between them by as much as the regret goal allows in all. A size below the
+    # ceiling is timed only (TIMED_STEPS, TIMING_MIN_S): 1-4 s more in all on digits and the small unseen tasks
+    # (benchmarks/unseen_tasks/), where a full probe of each size, memory count included, took 4-6 s more.
+    # From 16 (FIT_SIZES[1], the bundled search spaces' floor; below it t(B) is overhead-bound and flat, and
+    # interpolated from 2 and 16 within 6% on digits) unless the ceiling lies below it.
+    first = 1 if lo <= FIT_SIZES[1] else FIT_SIZES[1].bit_length() - 1
+    powers_below = [2**k for k in range(first, lo.bit_length()) if 2**k < lo] if time_below else []
+    for size in (size for size in powers_below if size not in probes):
+        # Timed only, one short run: it fits, since peak memory grows with the batch and a larger one fit. The next
+        # smaller measured size's step time sizes the window (a larger batch steps no faster, so it is long enough).
+        smaller = max((p for p in probes.values() if p.samples_per_s and p.batch_size < size), default=None,
+                      key=lambda p: p.batch_size)
+        estimate = smaller.batch_size / smaller.samples_per_s if smaller else math.inf
+        step_time = _time_step(task, size, dev, bf16, estimate)
+        rate = size / step_time if step_time > 0 else None
+        probes[size] = Probe(size, fits=True, peak_bytes=None, samples_per_s=rate)
+        if progress and probes[size].samples_per_s:
+            _progress(f"probe batch {size}: timed, {probes[size].samples_per_s:.0f} samples/s")
     if time_below:
         retimed = _retime_implausible(probes, lambda size, t: _time_step(task, size, dev, bf16, t))
         if retimed and progress:

@@ -174,7 +174,7 @@ def memory_stage(task, out: Path, *, device: str = "auto", memory_limit=None, pr
         return probe_memory(task, device=device, memory_limit=memory_limit, largest=largest_useful_batch(task),
                             progress=progress).to_dict()
 
-    # time_below: a memory.json made before the probe timed every power of two below the ceiling is measured again.
+    # time_below: a memory.json made before the probe timed the powers of two below the ceiling is measured again.
     settings = {"device": str(resolve_device(device)), "memory_limit": memory_limit, "time_below": True}
     return _stage(out / "memory.json", "memory probe", task, settings, progress, probe)
 

@@ -249,7 +249,7 @@ def _map_fit(b: np.ndarray, log_s: np.ndarray, log_prior: float | None) -> tuple
 @dataclass(frozen=True)
 class StepTimeModel:
     """Seconds per optimizer step t(B), from throughput measured at a few batch sizes (the memory probe's: every
-    power of two below the ceiling, and the ceiling), non-decreasing in B (``from_throughput`` says why).
+    power of two from 16 below the ceiling, and the ceiling), non-decreasing in B (``from_throughput`` says why).
 
     Between measured sizes, log t is interpolated linearly in log B (throughput curves are smooth in
     log-log). Below the smallest, t stays at the smallest's value: per-step overhead dominates there, so
