@@ -97,10 +97,12 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         _print_json(result.to_dict())
     else:
         best = max((p for p in result.probes if p.samples_per_s), key=lambda p: p.samples_per_s)
+        timed = sum(p.fits and p.peak_bytes is None for p in result.probes)  # below the ceiling, timed only
         print(
             f"max_batch_size {result.max_batch_size} on {result.device} "
             f"(budget {result.budget_bytes / 2**20:.0f} MiB = limit {result.memory_limit_bytes / 2**20:.0f} MiB "
-            f"minus {result.headroom:.0%} headroom; {len(result.probes)} probes; {result.reason})\n"
+            f"minus {result.headroom:.0%} headroom; {len(result.probes) - timed} probes"
+            f"{f', {timed} more sizes timed' if timed else ''}; {result.reason})\n"
             f"peak(B) ≈ {result.fixed_bytes / 2**20:.1f} MiB + {result.bytes_per_sample / 2**10:.1f} KiB × B; "
             f"fastest probed: {best.samples_per_s:.0f} samples/s at batch {best.batch_size}\n"
             + "".join(f"note: {n}\n" for n in result.notes)
