@@ -326,11 +326,11 @@ def _run_probe(task: Task, batch_size: int, dev: torch.device, budget: int, bf16
     return Probe(batch_size, fits=fits, peak_bytes=int(peak), samples_per_s=rate)
 
 
-def _time_step(task: Task, batch_size: int, dev: torch.device, bf16: bool, step_time: float) -> float:
-    """Seconds per step at ``batch_size`` again, over at least ``TIMED_STEPS`` steps and ``TIMING_MIN_S`` (at the
-    ``step_time`` read before), at most ``TIMING_MAX_S``."""
+def _time_step(view: Task, batch_size: int, dev: torch.device, bf16: bool, step_time: float) -> float:
+    """Seconds per step at ``batch_size`` (``view``: the task's ``_probe_view`` at it) again, over at least
+    ``TIMED_STEPS`` steps and ``TIMING_MIN_S`` (at the ``step_time`` read before), at most ``TIMING_MAX_S``."""
     steps = max(TIMED_STEPS, math.ceil(TIMING_MIN_S / step_time))
-    return train(_probe_view(task, batch_size), TrainConfig(batch_size=batch_size, lr=PROBE_LR),
+    return train(view, TrainConfig(batch_size=batch_size, lr=PROBE_LR),
                  samples=(TIMING_SKIP_STEPS + steps) * batch_size, max_seconds=TIMING_MAX_S, device=dev,
                  eval_every_samples=10**12, bf16=bf16).step_time_s
 
@@ -496,20 +496,20 @@ def probe_memory(
     # From 16 (FIT_SIZES[1], the bundled search spaces' floor; below it t(B) is overhead-bound and flat, and
     # interpolated from 2 and 16 within 6% on digits) unless the ceiling lies below it.
     first = 1 if lo <= FIT_SIZES[1] else FIT_SIZES[1].bit_length() - 1
-    powers_below = [2**k for k in range(first, lo.bit_length()) if 2**k < lo] if time_below else []
-    for size in (size for size in powers_below if size not in probes):
-        # Timed only, one short run: it fits, since peak memory grows with the batch and a larger one fit. The next
-        # smaller measured size's step time sizes the window (a larger batch steps no faster, so it is long enough).
-        smaller = max((p for p in probes.values() if p.samples_per_s and p.batch_size < size), default=None,
-                      key=lambda p: p.batch_size)
-        estimate = smaller.batch_size / smaller.samples_per_s if smaller else math.inf
-        step_time = _time_step(task, size, dev, bf16, estimate)
-        rate = size / step_time if step_time > 0 else None
-        probes[size] = Probe(size, fits=True, peak_bytes=None, samples_per_s=rate)
-        if progress and probes[size].samples_per_s:
-            _progress(f"probe batch {size}: timed, {probes[size].samples_per_s:.0f} samples/s")
     if time_below:
-        retimed = _retime_implausible(probes, lambda size, t: _time_step(task, size, dev, bf16, t))
+        for size in (2**k for k in range(first, lo.bit_length()) if 2**k < lo and 2**k not in probes):
+            # Timed only, one short run: it fits, since peak memory grows with the batch and a larger one fit. The
+            # next smaller measured size's step time sizes the window (a larger batch steps no faster, so it is
+            # long enough).
+            smaller = max((p for p in probes.values() if p.samples_per_s and p.batch_size < size), default=None,
+                          key=lambda p: p.batch_size)
+            estimate = smaller.batch_size / smaller.samples_per_s if smaller else math.inf
+            step_time = _time_step(_probe_view(task, size), size, dev, bf16, estimate)
+            rate = size / step_time if step_time > 0 else None
+            probes[size] = Probe(size, fits=True, peak_bytes=None, samples_per_s=rate)
+            if progress and rate:
+                _progress(f"probe batch {size}: timed, {rate:.0f} samples/s")
+        retimed = _retime_implausible(probes, lambda size, t: _time_step(_probe_view(task, size), size, dev, bf16, t))
         if retimed and progress:
             _progress(f"probe: {retimed} sizes timed again, their step times out of line with their neighbours' "
                       "(the quicker read kept)")

@@ -30,8 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 import autobs  # noqa: E402
 from autobs.lr_range import largest_useful_batch  # noqa: E402
+from autobs.memory import PROBE_LR  # noqa: E402
 from autobs.scaling import StepTimeModel  # noqa: E402
-from autobs.training import TIMING_SKIP_STEPS  # noqa: E402
+from benchmarks.oracle import measure_step_times  # noqa: E402
 
 TASKS = ("examples/digits_mlp.py", "examples/char_lm.py", "benchmarks/tasks/friedman_mlp.py")
 PASSES = 5
@@ -40,14 +41,10 @@ REPEATS = 2  # probe runs of each kind, alternated
 
 
 def reference_step_times(task: autobs.Task, sizes: list[int]) -> dict[int, float]:
-    """Median over ``PASSES`` interleaved passes of ``TIMED`` steps at each size (after the loop's warm-up steps)."""
-    passes: dict[int, list[float]] = {b: [] for b in sizes}
-    for _ in range(PASSES):
-        for b in sizes:
-            result = autobs.train(task, autobs.TrainConfig(batch_size=b, lr=1e-6), samples=(TIMING_SKIP_STEPS + TIMED) * b,
-                                  device="cpu", eval_every_samples=10**12)
-            passes[b].append(result.step_time_s)
-    return {b: statistics.median(ts) for b, ts in passes.items()}
+    """Median over ``PASSES`` passes of the oracle's measurement (``TIMED`` steps at each size in turn, after the
+    loop's warm-up steps), so the passes interleave over the sizes."""
+    passes = [measure_step_times(task, sizes, lr=PROBE_LR, timing_steps=TIMED) for _ in range(PASSES)]
+    return {b: statistics.median(p[b] for p in passes) for b in sizes}
 
 
 def model(task: autobs.Task, time_below: bool) -> tuple[StepTimeModel, int]:
