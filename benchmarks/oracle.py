@@ -174,7 +174,7 @@ def write_report(args: argparse.Namespace, summary: OracleSummary) -> None:
         f"Runs and curves: `{out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}/runs.jsonl`; "
         f"grid compute {summary.grid_seconds:.0f} device-seconds (steps × the step times below), "
         f"{grid_core_seconds(map(RunRecord.from_dict, read_runs(out / 'runs.jsonl')), threads_per_worker(args.workers)):.0f} "
-        "core-seconds of training as it ran (the unit of a tuner's cost, `scoring.grid_core_seconds`).",
+        "core-seconds as it ran, evaluations included (the unit of a tuner's cost, `scoring.grid_core_seconds`).",
         "",
         "| batch size | step time (ms) | LRs tried | best LR | schedule | steps to target | fit S(B) | "
         "log residual | time to target (s) | final " + task.metric + " |",

@@ -10,9 +10,11 @@ seeds the oracle's best is a lucky draw).
 Tuning cost of autobs = its wall time × the cores: every core-second the machine gave it, including evaluation,
 Ray start-up and idle slots, so it is an upper bound. The search runs one trial a core; the serial stages
 (probe, range test, noise, fit) run with torch's default thread count, one thread a core, so they hold every
-core too (until 2026-12-02 they were counted as one core: 10-15% less on digits). The grid's compute counts
-training steps only, in core-seconds as it ran (``scoring.grid_core_seconds``; until 2026-12-03 the share was
-taken of the oracle's ``grid_seconds``, seconds of the whole device, which overstated it up to 2x on 2 cores).
+core too (until 2026-12-02 they were counted as one core: 10-15% less on digits). The grid's compute is its
+runs' whole time, evaluations included, in core-seconds as it ran (``scoring.grid_core_seconds``; until
+2026-12-03 the share was taken of the oracle's ``grid_seconds``, seconds of the whole device, which overstated it
+up to 2x on 2 cores, and then, that day, of the grid's training time alone, which left out its evaluations as
+autobs's own were counted: 9% of digits's and friedman's grids, 30% of char_lm's, reports/grid_eval_cost.md).
 
     python benchmarks/recommend.py                      # both examples and friedman_mlp, budget 15% of each grid / 2 cores
     python benchmarks/recommend.py --tasks examples/digits_mlp.py --budget-share 0.3
@@ -295,9 +297,11 @@ def report(results: list[dict], args) -> str:
         "grid's runs, both read at the first evaluation past it (`scoring.score_runs`). "
         "With --many-seeds, the same on more seeds (`scoring.many_seed_oracle`), and *monotone read*: every curve, "
         "the config's and the oracle's, read at its monotone fit's crossing instead of the first evaluation past "
-        "the target. Tuning cost = core-seconds spent (wall time × cores) / the grid's training core-seconds as it "
-        "ran (`scoring.grid_core_seconds`: "
-        + ", ".join(f"{r['task']} {r['oracle']['grid_core_seconds']:.0f}" for r in results) + ").",
+        "the target. Tuning cost = core-seconds spent (wall time × cores, evaluations included) / the grid's "
+        "core-seconds as it ran, its evaluations included (`scoring.grid_core_seconds`, "
+        "reports/grid_eval_cost.md): "
+        + ", ".join(f"{r['task']} {r['oracle']['grid_core_seconds']:.0f} "
+                    f"({r['oracle']['grid_training_core_seconds']:.0f} of training)" for r in results) + ".",
         "",
     ]
     for r in results:

@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import statistics
 import sys
+import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
@@ -49,10 +50,12 @@ class RunRecord:
     curve: tuple  # dicts with step, samples, seconds, metric, train_loss
     steps: int
     diverged: bool
+    wall_s: float | None = None  # the whole run, evaluations included (recorded since 2026-12-03)
 
     @classmethod
     def from_dict(cls, d: Mapping) -> RunRecord:
-        return cls(d["batch_size"], d["lr"], d["schedule"], d["seed"], tuple(d["curve"]), d["steps"], d["diverged"])
+        return cls(d["batch_size"], d["lr"], d["schedule"], d["seed"], tuple(d["curve"]), d["steps"], d["diverged"],
+                   d.get("wall_s"))
 
     def best_metric(self, higher_is_better: bool) -> float:
         values = [p["metric"] for p in self.curve if p["metric"] is not None and math.isfinite(p["metric"])]
@@ -80,14 +83,28 @@ def tuning_cost(tuner_core_seconds: float, grid_core_seconds: float) -> float:
     return tuner_core_seconds / grid_core_seconds
 
 
-def grid_core_seconds(runs: Iterable[RunRecord], threads_per_run: int) -> float:
-    """The grid's training compute as it ran, in core-seconds: Σ over its runs of the training time (each
-    curve's last point; evaluation excluded) × the threads each run held. A tuner's cost is counted in
-    core-seconds (its wall time × the cores), so the grid's must be too. The oracle's ``grid_seconds`` is
-    not: it is steps × the step time of one process holding every core, seconds of the whole device, and
-    dividing core-seconds by it overstated a tuner's share by up to the core count (on 2 cores: char_lm's
-    grid ran 3200 core-seconds of training, its ``grid_seconds`` is 1556)."""
-    return sum(r.curve[-1]["seconds"] * threads_per_run for r in runs if r.curve)
+def grid_core_seconds(runs: Iterable[RunRecord], threads_per_run: int,
+                      wall_per_train: Mapping[int, float] | None = None, evaluations: bool = True) -> float:
+    """The grid's compute as it ran, in core-seconds: Σ over its runs of the run's time × the threads it held.
+    A tuner's cost is counted in core-seconds (its wall time × the cores), so the grid's must be too. The
+    oracle's ``grid_seconds`` is not: it is steps × the step time of one process holding every core, seconds
+    of the whole device, and dividing core-seconds by it overstated a tuner's share by up to the core count (on
+    2 cores: char_lm's grid ran 3200 core-seconds of training, its ``grid_seconds`` is 1556).
+
+    A run's time is its whole call, evaluations included (``wall_s``): a grid search evaluates its runs to
+    read steps-to-target from them, as a tuner's trials do, and a tuner's wall time counts its evaluations.
+    A run recorded before ``wall_s`` was (the stored grids) has only its training time (the curve's last
+    point, evaluations excluded); ``wall_per_train`` (batch size → whole / training time, measured side by side
+    by ``benchmarks/grid_eval_cost.py``) scales it, and without it the training time alone is counted. With
+    ``evaluations=False``, every run's training time alone (the figure before 2026-12-03)."""
+    def seconds(r: RunRecord) -> float:
+        if not evaluations:
+            return r.curve[-1]["seconds"]
+        if r.wall_s is not None:
+            return r.wall_s
+        return r.curve[-1]["seconds"] * (wall_per_train or {}).get(r.batch_size, 1.0)
+
+    return sum(seconds(r) * threads_per_run for r in runs if r.curve)
 
 
 def config_steps_to_target(runs: Iterable[RunRecord], target: float, higher_is_better: bool,
@@ -182,6 +199,7 @@ def summarize(
 
 
 ORACLE_DIR = Path(__file__).resolve().parents[1] / "reports/oracle"
+EVAL_COST_FILE = "eval_cost.json"  # a stored grid's whole / training time per batch size (benchmarks/grid_eval_cost.py)
 
 
 def load_oracle(task_name: str) -> dict:
@@ -190,9 +208,14 @@ def load_oracle(task_name: str) -> dict:
     grid is trained and evaluated like the grid's runs."""
     folder = ORACLE_DIR / task_name
     settings = json.loads((folder / "settings.json").read_text())
+    records = grid_records(task_name)
+    measured = folder / EVAL_COST_FILE
+    wall_per_train = ({int(b): r for b, r in json.loads(measured.read_text())["wall_per_train"].items()}
+                      if measured.exists() else None)
     return json.loads((folder / "oracle.json").read_text()) | {
         "settings": settings,
-        "grid_core_seconds": grid_core_seconds(grid_records(task_name), settings["threads_per_run"])}
+        "grid_core_seconds": grid_core_seconds(records, settings["threads_per_run"], wall_per_train),
+        "grid_training_core_seconds": grid_core_seconds(records, settings["threads_per_run"], evaluations=False)}
 
 
 @functools.lru_cache(maxsize=None)
@@ -225,10 +248,12 @@ def train_spec(task, spec: Mapping) -> dict:
     config = autobs.TrainConfig(batch_size=spec["batch_size"], lr=spec["lr"], schedule=spec["schedule"],
                                 schedule_params=spec.get("schedule_params") or {},
                                 warmup_steps=spec.get("warmup_steps", 0))
+    began = time.perf_counter()
     result = autobs.train(task, config, samples=spec["samples"], seed=spec["seed"], device="cpu",
                           eval_every_samples=spec["eval_every_samples"])
     return {**spec, "curve": [vars(p) for p in result.curve], "steps": result.steps, "diverged": result.diverged,
-            "stop_reason": result.stop_reason, "parallel_step_time_s": result.step_time_s}
+            "stop_reason": result.stop_reason, "parallel_step_time_s": result.step_time_s,
+            "wall_s": time.perf_counter() - began}
 
 
 def grid_run(task, oracle: Mapping, config: Mapping, seed: int) -> RunRecord:

@@ -56,16 +56,27 @@ def test_regret_of_worse_and_unreached_configs():
     assert summary.grid_seconds == pytest.approx(sum(4000 * STEP_TIME[b] * 6 for b in BATCH_SIZES))
 
 
-def test_the_grids_cost_is_its_training_core_seconds_as_it_ran():
-    # Two runs that trained 30 s and 50 s (evaluation excluded), each holding 2 threads: 160 core-seconds,
-    # the unit a tuner's wall time x cores is in. Evaluation time is not in a curve's seconds.
-    def run(seconds):
+def test_the_grids_cost_is_its_runs_core_seconds_as_they_ran_evaluations_included():
+    # Two runs that trained 30 s and 50 s, each holding 2 threads: 160 core-seconds of training, the unit a
+    # tuner's wall time x cores is in. Evaluation time is not in a curve's seconds: a run that records its
+    # whole time (wall_s) counts that; one that does not is scaled by its batch size's measured whole/training.
+    def run(seconds, wall_s=None):
         curve = ({"step": 0, "samples": 0, "seconds": 0.0, "metric": 0.1, "train_loss": None},
                  {"step": 9, "samples": 90, "seconds": seconds, "metric": 0.9, "train_loss": 0.3})
-        return RunRecord(16, 0.1, "constant", 0, curve, 9, False)
+        return RunRecord(16, 0.1, "constant", 0, curve, 9, False, wall_s)
 
     assert grid_core_seconds([run(30.0), run(50.0)], threads_per_run=2) == 160.0
     assert tuning_cost(16.0, grid_core_seconds([run(30.0), run(50.0)], threads_per_run=1)) == 0.2
+    assert grid_core_seconds([run(30.0, wall_s=40.0), run(50.0)], threads_per_run=1) == 90.0
+    assert grid_core_seconds([run(30.0), run(50.0)], 1, wall_per_train={16: 1.5}) == 120.0
+    assert grid_core_seconds([run(30.0, wall_s=40.0)], 1, evaluations=False) == 30.0
+
+
+def test_the_stored_grids_cost_counts_their_evaluations():
+    from benchmarks.scoring import load_oracle
+
+    oracle = load_oracle("digits_mlp")  # reports/oracle/digits_mlp with its measured eval_cost.json
+    assert oracle["grid_core_seconds"] > oracle["grid_training_core_seconds"] > 0
 
 
 def test_a_seed_that_misses_the_target_makes_the_config_miss_it():
@@ -114,6 +125,7 @@ def test_configs_are_scored_with_the_grids_run_length_and_evaluation_interval(wr
     assert samples[-1] <= oracle["settings"]["samples"]
     assert all(b - a <= interval + 32 for a, b in zip(samples, samples[1:]))  # at most an interval (and a batch)
     assert len(samples) >= oracle["settings"]["evals"]
+    assert run.wall_s > run.curve[-1]["seconds"]  # its whole time, evaluations included (grid_core_seconds)
 
 
 def test_refine_lr_trains_the_half_way_lrs_once_and_reports_the_refined_best(write_task, tmp_path, monkeypatch):
