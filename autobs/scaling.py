@@ -113,6 +113,7 @@ class ScalingFit:
     steps: tuple[float, ...]
     residuals: tuple[float, ...]  # log(S_measured) − log(S_fitted) at each batch size
     b_noise_prior: float | None = None  # B_simple, when the fit used it as a prior
+    upper_bounds: tuple[bool, ...] = ()  # reads that bound their size's best steps from above only
 
     def steps_at(self, batch_size: float) -> float:
         return self.s_min * (1.0 + self.b_noise / batch_size)
@@ -134,6 +135,7 @@ class ScalingFit:
             "steps": list(self.steps),
             "residuals": list(self.residuals),
             "b_noise_prior": self.b_noise_prior,
+            "upper_bounds": list(self.upper_bounds),
         }
 
 
@@ -166,7 +168,7 @@ INTERVAL = (0.05, 0.95)  # a 90% bootstrap interval
 
 
 def fit_steps_to_target(batch_sizes: Sequence[float], steps: Sequence[float],
-                        b_noise_prior: float | None = None) -> ScalingFit:
+                        b_noise_prior: float | None = None, upper_bounds: Sequence[bool] | None = None) -> ScalingFit:
     """Fit ``log S = log S_min + log(1 + B_noise/B)`` to the finite points.
 
     In log space so that a run of 50 steps weighs as much as one of 5000 (the noise in steps-to-target
@@ -181,6 +183,14 @@ def fit_steps_to_target(batch_sizes: Sequence[float], steps: Sequence[float],
     (``PRIOR_ROBUST_SCALE``) over ``PRIOR_LOG_SD``² — a maximum-a-posteriori fit that the data override whenever they span the bend of
     S(B), and that stays near the prior when they do not (two points fit any B_noise exactly).
 
+    ``upper_bounds`` marks reads that bound a size's best steps from above only (``fit_scaling``: a size the
+    search ran one untuned trial at): such a read counts only where the curve lies above it, its residual's loss
+    one-sided (still convex, so the fit stays a 1-D search). Why: the best config at a size needs at most what one
+    default config there took, and may need far less; read as a point, it pulls S_min up and B_noise down (measured:
+    char_lm at 15% of its grid, batch 64 run once, 165 steps against the grid's best 115 there, put B_noise at 0.35x
+    the oracle's; with the read as a bound, 0.49x). With fewer than two other sizes, every read counts as a point:
+    bounds alone leave S_min free to fall.
+
     Raises:
         ConfigError: fewer than two distinct batch sizes with a finite, positive step count.
     """
@@ -190,42 +200,56 @@ def fit_steps_to_target(batch_sizes: Sequence[float], steps: Sequence[float],
             f"fitting S(B) needs steps-to-target at two or more batch sizes; got {len(pairs)} usable point(s)."
         )
     prior = b_noise_prior if b_noise_prior is not None and math.isfinite(b_noise_prior) and b_noise_prior > 0 else None
+    flags = [bool(u) for b, s, u in zip(batch_sizes, steps, upper_bounds or [False] * len(steps))
+             if math.isfinite(s) and s > 0 and b > 0]
+    if len({b for (b, _), u in zip(pairs, flags) if not u}) < 2:
+        flags = [False] * len(pairs)
     b = np.array([p[0] for p in pairs])
     log_s = np.log([p[1] for p in pairs])
-    log_b_noise, log_s_min = _map_fit(b, log_s, None if prior is None else math.log(prior))
+    bound = np.array(flags)
+    log_b_noise, log_s_min = _map_fit(b, log_s, None if prior is None else math.log(prior), bound)
     s_min, b_noise = math.exp(log_s_min), math.exp(log_b_noise)
     residuals = log_s - np.log(s_min * (1 + b_noise / b))
     return ScalingFit(s_min, b_noise, tuple(b.tolist()), tuple(np.exp(log_s).tolist()), tuple(residuals.tolist()),
-                      prior)
+                      prior, tuple(flags))
 
 
-def _robust_loss(r: np.ndarray) -> np.ndarray:
-    """Pseudo-Huber loss of log residuals, summed over the last axis, in units of ``STEPS_LOG_SD``²."""
+def _robust_loss(r: np.ndarray, bound: np.ndarray | None = None) -> np.ndarray:
+    """Pseudo-Huber loss of log residuals, summed over the last axis, in units of ``STEPS_LOG_SD``²; a residual
+    of an upper bound (``bound``) counts only when negative (the curve above the read)."""
     c = ROBUST_SCALE
+    if bound is not None:
+        r = np.where(bound & (r > 0), 0.0, r)
     return np.sum(2 * c**2 * (np.sqrt(1 + (r / c) ** 2) - 1), axis=-1) / STEPS_LOG_SD**2
 
 
-def _best_log_s_min(y: np.ndarray) -> np.ndarray:
-    """The log S_min minimising ``_robust_loss(y − log S_min)`` for each row of ``y`` (log S − log(1 + B_noise/B)):
-    iteratively reweighted least squares (the loss is convex, so it converges; weights 1/√(1 + (r/c)²)),
-    from the plain mean until no row moves by more than 1e-9 (at most 30 rounds)."""
-    m = y.mean(axis=-1, keepdims=True)
-    for _ in range(30):
-        w = 1 / np.sqrt(1 + ((y - m) / ROBUST_SCALE) ** 2)
+def _best_log_s_min(y: np.ndarray, bound: np.ndarray | None = None) -> np.ndarray:
+    """The log S_min minimising ``_robust_loss(y − log S_min, bound)`` for each row of ``y`` (log S − log(1 +
+    B_noise/B)): iteratively reweighted least squares (the loss is convex, so it converges; weights
+    1/√(1 + (r/c)²), 0 for a bound the curve lies below), from the mean of the points that are not bounds until no
+    row moves by more than 1e-9 (at most 100 rounds)."""
+    free = np.ones(y.shape[-1], dtype=bool) if bound is None else ~bound
+    m = y[..., free].mean(axis=-1, keepdims=True)
+    for _ in range(100):
+        r = y - m
+        w = 1 / np.sqrt(1 + (r / ROBUST_SCALE) ** 2)
+        if bound is not None:
+            w = np.where(bound & (r > 0), 0.0, w)
         m, previous = np.sum(w * y, axis=-1, keepdims=True) / np.sum(w, axis=-1, keepdims=True), m
         if np.max(np.abs(m - previous)) < 1e-9:
             break
     return m
 
 
-def _map_fit(b: np.ndarray, log_s: np.ndarray, log_prior: float | None) -> tuple[float, float]:
+def _map_fit(b: np.ndarray, log_s: np.ndarray, log_prior: float | None,
+             bound: np.ndarray | None = None) -> tuple[float, float]:
     """(log B_noise, log S_min) minimising the objective of ``fit_steps_to_target``."""
     from scipy.optimize import minimize_scalar
 
     def objective(log_b_noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         shapes = np.log1p(np.exp(log_b_noise)[:, None] / b[None, :])
-        log_s_min = _best_log_s_min(log_s - shapes)
-        loss = _robust_loss(log_s - log_s_min - shapes)
+        log_s_min = _best_log_s_min(log_s - shapes, bound)
+        loss = _robust_loss(log_s - log_s_min - shapes, bound)
         if log_prior is not None:
             c = PRIOR_ROBUST_SCALE
             loss = loss + 2 * c**2 * (np.sqrt(1 + ((log_b_noise - log_prior) / c) ** 2) - 1) / PRIOR_LOG_SD**2
@@ -613,9 +637,15 @@ def fit_scaling(
                     [t["config"]["lr"] for t in reaching] or [t["config"]["lr"] for t in per_batch], alpha0)
     fit = None
     b_noise_interval = batch_interval = None
+    # A size the search ran once, at its first round's default config, and never reran: its read bounds the size's
+    # best steps from above only (``fit_steps_to_target``'s upper_bounds say why).
+    tried = Counter(t["config"]["batch_size"] for t in trials if t["status"] in USABLE)
+    single = sorted(t["config"]["batch_size"] for t in reaching if tried[t["config"]["batch_size"]] == 1
+                    and not t["replicates"])
     if len(reaching) >= 2:
         fit = fit_steps_to_target([t["config"]["batch_size"] for t in reaching],
-                                  [t["steps_to_target"] for t in reaching], b_simple)
+                                  [t["steps_to_target"] for t in reaching], b_simple,
+                                  upper_bounds=[t["config"]["batch_size"] in single for t in reaching])
         # Only batch sizes between the smallest and largest that reached the target: S(B) is not
         # extrapolated past the data.
         lo = min(t["config"]["batch_size"] for t in reaching)
@@ -638,14 +668,19 @@ def fit_scaling(
         # The refits' percentiles may not hold the fit's own B_noise, nor the pick (``_spanning`` says why).
         b_noise_interval = _spanning(b_noise_interval, fit.b_noise)
         batch_interval = _spanning(batch_interval, pick["batch_size"])
-        # The interval's noise model (STEPS_LOG_SD, or the residuals' scatter) is the scatter of a batch size's
-        # best trial around that size's best possible run. A size searched with one trial had its LR,
-        # warmup and schedule untuned there, so its steps-to-target can sit far above that best (measured:
-        # char_lm at 15% of its grid, 2 trials, read B_noise 0.3x the oracle's, outside the 90% interval;
-        # reports/recommend.md as of 1456711), and the interval cannot know it: say so.
-        tried = Counter(t["config"]["batch_size"] for t in trials if t["status"] in USABLE)
-        single = sorted(b for b in {t["config"]["batch_size"] for t in reaching} if tried[b] == 1)
-        if single:
+        # A size searched with one trial had its LR, warmup and schedule untuned there, so its steps-to-target can
+        # sit far above that size's best (measured: char_lm at 15% of its grid, 2 trials, read B_noise 0.3x the
+        # oracle's, outside the 90% interval; reports/recommend.md as of 1456711). The fit reads it as a bound, which
+        # says only that the curve lies at or below it there: say so.
+        bounds = [b for b, u in zip(fit.batch_sizes, fit.upper_bounds) if u]
+        if bounds:
+            notes.append(
+                f"batch size{'s' if len(bounds) > 1 else ''} {', '.join(f'{b:.0f}' for b in bounds)} "
+                f"{'were' if len(bounds) > 1 else 'was'} run once, at a default config (of {len(reaching)} sizes that "
+                "reached the target): untuned there, such a trial can take well over the best steps at its size, so the "
+                "S(B) fit reads it as an upper bound, and B_noise rests on the other sizes; a larger --budget gives the "
+                "search more trials per batch size")
+        elif single:  # too few other sizes to rest on: the fit reads them as points
             notes.append(
                 f"the S(B) fit rests on a single trial at batch size{'s' if len(single) > 1 else ''} "
                 f"{', '.join(map(str, single))} (of {len(reaching)} that reached the target): untuned there, such a "
@@ -734,7 +769,8 @@ def _bootstrap(fit: ScalingFit, sizes: list[int], step_time: StepTimeModel, seed
     fewer points leave the scatter unknown, and pick again from each refit. A size's expected regret is the
     mean over the refits of its time to the target over the fastest size's in that refit."""
     b = np.array(fit.batch_sizes)
-    residuals = np.array(fit.residuals)
+    bound = np.array(fit.upper_bounds or [False] * len(b))
+    residuals = np.where(bound & (np.array(fit.residuals) > 0), 0.0, fit.residuals)  # a bound above the curve: no error
     n = len(b)
     sd = float(np.sqrt(np.sum(residuals**2) / (n - 2))) if n > 4 else STEPS_LOG_SD
     log_fitted = np.log(fit.s_min * (1 + fit.b_noise / b))
@@ -743,7 +779,7 @@ def _bootstrap(fit: ScalingFit, sizes: list[int], step_time: StepTimeModel, seed
     b_noise, picks, regrets = [], [], []
     times = np.array([step_time.at(s) for s in sizes])
     for _ in range(reps):
-        log_b_noise, log_s_min = _map_fit(b, log_fitted + rng.normal(0, sd, n), log_prior)
+        log_b_noise, log_s_min = _map_fit(b, log_fitted + rng.normal(0, sd, n), log_prior, bound)
         b_noise.append(math.exp(log_b_noise))
         seconds = math.exp(log_s_min) * (1 + math.exp(log_b_noise) / np.array(sizes, dtype=float)) * times
         picks.append(sizes[int(np.argmin(seconds))])

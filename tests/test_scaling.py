@@ -55,6 +55,23 @@ def test_fit_is_exact_on_exact_data_and_ignores_unreached_batch_sizes():
     assert len(fit.batch_sizes) == 6
 
 
+def test_a_read_marked_as_an_upper_bound_counts_only_where_the_curve_lies_above_it():
+    # One untuned trial at 512 took 2.5x the best steps there: read as a point it drags B_noise down (S_min up);
+    # read as a bound (the best config needs at most that) the fit follows the other sizes.
+    b = [16, 32, 64, 128, 256, 512]
+    steps = [50 * (1 + 200 / x) for x in b]
+    steps[-1] *= 2.5
+    as_point = fit_steps_to_target(b, steps)
+    as_bound = fit_steps_to_target(b, steps, upper_bounds=[False] * 5 + [True])
+    assert as_point.b_noise < 0.75 * 200
+    assert as_bound.b_noise == pytest.approx(200, rel=0.02) and as_bound.upper_bounds[-1]
+    # A bound the curve lies above still counts: a read at 512 of half the curve's steps pulls S_min down.
+    low = [50 * (1 + 200 / x) for x in b[:-1]] + [0.5 * 50 * (1 + 200 / 512)]
+    assert fit_steps_to_target(b, low, upper_bounds=[False] * 5 + [True]).s_min < 0.9 * 50
+    # With fewer than two other sizes, bounds are read as points (bounds alone leave S_min free to fall).
+    assert not any(fit_steps_to_target([16, 32, 64], [675, 350, 188], upper_bounds=[False, True, True]).upper_bounds)
+
+
 def test_fit_needs_two_batch_sizes():
     with pytest.raises(autobs.ConfigError, match="two or more batch sizes"):
         fit_steps_to_target([64, 128], [100, math.inf])
@@ -284,6 +301,20 @@ def test_a_fit_resting_on_one_trial_per_batch_size_says_so():
     both = fit_scaling(_trials(sizes, 50 * (1 + 100 / sizes)), metric="accuracy", higher_is_better=True, target=0.9,
                        planned_samples=10**5, step_time=step_time)
     assert not any("single trial" in n for n in both.notes)
+
+
+def test_a_size_run_once_at_its_default_bounds_the_fit_and_the_report_says_so():
+    # Batch 256 ran one trial (the first round's default), taking 3x its size's best steps; the others ran two.
+    sizes = np.array([16, 16, 32, 32, 64, 64, 128, 128, 256])
+    noise = np.exp(np.random.default_rng(1).normal(0, 0.05, len(sizes)))  # 5%
+    steps = 50 * (1 + 100 / sizes) * np.where(sizes == 256, 3.0, 1.0) * noise
+    step_time = StepTimeModel.from_throughput([(16, 1600), (256, 12800)])
+    result = fit_scaling(_trials(sizes, steps), metric="accuracy", higher_is_better=True, target=0.9,
+                         planned_samples=10**5, step_time=step_time)
+    assert result.critical_batch_size == pytest.approx(100, rel=0.10)
+    assert any("batch size 256 was run once, at a default config" in n for n in result.notes)
+    lo, hi = result.b_noise_interval
+    assert lo <= 100 <= hi
 
 
 def test_a_timing_that_says_a_larger_batch_steps_faster_is_noise_and_is_averaged_away():
