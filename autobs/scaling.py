@@ -694,7 +694,8 @@ def fit_scaling(
                 f"target ({lo}–{hi}): across them the steps to the target "
                 f"{'barely fell as the batch grew' if below else 'fell almost as 1/B'}, so the critical batch size "
                 f"is an extrapolation{'' if below else ', and batches larger than those measured may still cut the steps'}")
-        unconfirmed = sorted(t["config"]["batch_size"] for t in reaching if not t["replicates"])
+        unconfirmed = sorted(t["config"]["batch_size"] for t in reaching if not t["replicates"]
+                             and t["config"]["batch_size"] not in bounds)  # a bound's read is one default, not a best
         if unconfirmed and replicates is not None:
             notes.append(
                 f"batch size{'s' if len(unconfirmed) > 1 else ''} {', '.join(map(str, unconfirmed))} "

@@ -180,8 +180,14 @@ def steps_plot(scaling: dict) -> str | None:
     pts = [(r["batch_size"], r["steps_to_target"]) for r in scaling.get("per_batch", []) if _ok(r.get("steps_to_target"))]
     if not scaling.get("available") or not pts:
         return None
+    fit = scaling.get("fit") or {}
+    bounds = {b for b, u in zip(fit.get("batch_sizes", []), fit.get("upper_bounds", [])) if u}
     fig, ax = _figure()
-    ax.plot(*zip(*pts), "o", color="C0", label="steps to target (reruns' median; the search's read where none)")
+    ax.plot(*zip(*[(b, s) for b, s in pts if b not in bounds]), "o", color="C0",
+            label="steps to target (reruns' median; the search's read where none)")
+    if bounds:  # one untuned trial: the fit reads it as an upper bound (scaling.fit_steps_to_target)
+        ax.plot(*zip(*[(b, s) for b, s in pts if b in bounds]), "v", color="C0",
+                label="one default-config trial: an upper bound")
     reads = [(r["batch_size"], r["search_steps_to_target"]) for r in scaling.get("per_batch", [])
              if r.get("replicates") and _ok(r.get("search_steps_to_target"))]
     if reads:  # the rerun trial's own read in the search: where the luck of the best single run shows
