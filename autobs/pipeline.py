@@ -43,8 +43,9 @@ DEFAULT_BUDGET_S = 300.0  # without --budget, the whole run takes at most this
 # then took for 15% of a grid search's compute (../shared/BENCHMARKS.md; 9% in core-seconds, the unit a tuner's
 # cost is in: benchmarks/scoring.py's grid_core_seconds), the search's trials ran 1.6-2.2 times its first round on
 # digits (session 23's five runs, reports/recommend_digits_dd212dd.md), where its regret met the 1.15 goal to
-# within the oracle's own resolution (reports/yardstick_noise_digits.md). The whole default run then costs 10-13% of
-# digits's and friedman's grids and 17-18% of char_lm's, a lean grid (one schedule, five LRs a size).
+# within the oracle's own resolution (reports/yardstick_noise_digits.md). The whole default run then costs 10-12% of
+# digits's and friedman's grids and 13-14% of char_lm's, a lean grid (one schedule, five LRs a size), each grid's
+# core-seconds counted with its evaluations as a tuner's are (reports/grid_eval_cost.md).
 SEARCH_ROUNDS = 2.0
 RANGE_SHARE = 0.15
 NOISE_SHARE = 0.10
