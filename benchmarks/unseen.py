@@ -40,7 +40,7 @@ def row(path: Path, r: dict) -> str:
         lines = (r["error"] or "").strip().splitlines()
         error = next((line for line in reversed(lines) if line.startswith("error:")), lines[-1] if lines else "")
         answer = f"exit {r['exit']}: {error}"
-        notes = ""
+        notes = stages = ""
     else:
         lo, hi = rec["critical_batch_size_interval"] or (None, None)
         b_noise = (f"{rec['critical_batch_size']:.3g} ({lo:.3g}–{hi:.3g})" if rec["critical_batch_size"] and lo
@@ -48,8 +48,14 @@ def row(path: Path, r: dict) -> str:
         answer = (f"batch {rec['batch_size']}, lr {rec['lr']:.3g}, {rec['schedule']}, warmup {rec['warmup_steps']} "
                   f"of {rec['total_steps']} steps; {rec['metric']} target {rec['target']:.4g}; B_noise {b_noise}")
         notes = "; ".join(rec["notes"])
-    return (f"| {path.stem} | {what_it_brings(path)} | {r['budget_s']:.0f} | {r['wall_s']:.0f} | {r['trials']} | "
-            f"{answer} | {notes} |")
+        # where the wall time went (pipeline's stages; the rest is start-up, the report and the exit)
+        stages = ", ".join(f"{STAGE_LABELS[k]} {v:.0f}" for k, v in rec["stage_seconds"].items() if k in STAGE_LABELS)
+    return (f"| {path.stem} | {what_it_brings(path)} | {r['budget_s']:.0f} | {r['wall_s']:.0f} | {stages} | "
+            f"{r['trials']} | {answer} | {notes} |")
+
+
+STAGE_LABELS = {"memory probe": "probe", "LR range test": "range test", "noise scale": "noise",
+                "joint search": "search", "scaling fit": "fit"}
 
 
 def main() -> int:
@@ -78,8 +84,8 @@ def main() -> int:
         "search stands behind these tasks: the table shows that each ends with a recommendation or a clear error, "
         "within its budget, and what it says.",
         "",
-        "| task | what it brings | budget (s) | wall (s) | trials | answer | notes |",
-        "|---|---|---:|---:|---:|---|---|",
+        "| task | what it brings | budget (s) | wall (s) | stages (s) | trials | answer | notes |",
+        "|---|---|---:|---:|---|---:|---|---|",
         *rows,
         "",
     ])
