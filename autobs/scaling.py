@@ -695,8 +695,9 @@ def fit_scaling(
                 f"target ({lo}–{hi}): across them the steps to the target "
                 f"{'barely fell as the batch grew' if below else 'fell almost as 1/B'}, so the critical batch size "
                 f"is an extrapolation{'' if below else ', and batches larger than those measured may still cut the steps'}")
+        # A size run once is named by the note above: its read is one default config's, not the luckiest of several.
         unconfirmed = sorted(t["config"]["batch_size"] for t in reaching if not t["replicates"]
-                             and t["config"]["batch_size"] not in bounds)  # a bound's read is one default, not a best
+                             and t["config"]["batch_size"] not in single)
         if unconfirmed and replicates is not None:
             notes.append(
                 f"batch size{'s' if len(unconfirmed) > 1 else ''} {', '.join(map(str, unconfirmed))} "

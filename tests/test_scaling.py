@@ -294,9 +294,10 @@ def test_a_fit_resting_on_one_trial_per_batch_size_says_so():
     b = np.array([32, 256])
     step_time = StepTimeModel.from_throughput([(32, 3200), (256, 12800)])
     thin = fit_scaling(_trials(b, 50 * (1 + 100 / b)), metric="accuracy", higher_is_better=True, target=0.9,
-                       planned_samples=10**5, step_time=step_time)
+                       planned_samples=10**5, step_time=step_time, replicates=[])  # a search whose reruns ran out
     assert thin.fit is not None
     assert any("single trial at batch sizes 32, 256" in n for n in thin.notes)
+    assert not any("luckiest" in n for n in thin.notes)  # one read a size is no luckiest-of-several
     sizes = np.array([32, 32, 256, 256])  # two trials at each size: no such note
     both = fit_scaling(_trials(sizes, 50 * (1 + 100 / sizes)), metric="accuracy", higher_is_better=True, target=0.9,
                        planned_samples=10**5, step_time=step_time)
