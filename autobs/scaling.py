@@ -195,16 +195,18 @@ def fit_steps_to_target(batch_sizes: Sequence[float], steps: Sequence[float],
     Raises:
         ConfigError: fewer than two distinct batch sizes with a finite, positive step count.
     """
-    pairs = [(float(b), float(s)) for b, s in zip(batch_sizes, steps) if math.isfinite(s) and s > 0 and b > 0]
+    marks = upper_bounds if upper_bounds is not None else [False] * len(steps)
+    usable = [(float(b), float(s), bool(u)) for b, s, u in zip(batch_sizes, steps, marks)
+              if math.isfinite(s) and s > 0 and b > 0]
+    pairs = [(b, s) for b, s, _ in usable]
     if len({b for b, _ in pairs}) < 2:
         raise ConfigError(
             f"fitting S(B) needs steps-to-target at two or more batch sizes; got {len(pairs)} usable point(s)."
         )
     prior = b_noise_prior if b_noise_prior is not None and math.isfinite(b_noise_prior) and b_noise_prior > 0 else None
-    flags = [bool(u) for b, s, u in zip(batch_sizes, steps, upper_bounds or [False] * len(steps))
-             if math.isfinite(s) and s > 0 and b > 0]
-    if len({b for (b, _), u in zip(pairs, flags) if not u}) < 2:
-        flags = [False] * len(pairs)
+    flags = [u for _, _, u in usable]
+    if len({b for b, _, u in usable if not u}) < 2:
+        flags = [False] * len(usable)
     b = np.array([p[0] for p in pairs])
     log_s = np.log([p[1] for p in pairs])
     bound = np.array(flags)
@@ -215,12 +217,17 @@ def fit_steps_to_target(batch_sizes: Sequence[float], steps: Sequence[float],
                       prior, tuple(flags))
 
 
+def _counted(r: np.ndarray, bound: np.ndarray | None) -> np.ndarray:
+    """Log residuals as the fit counts them: an upper bound's (``bound``) only when negative (the curve above
+    the read); one above the curve is no error."""
+    return r if bound is None else np.where(bound & (r > 0), 0.0, r)
+
+
 def _robust_loss(r: np.ndarray, bound: np.ndarray | None = None) -> np.ndarray:
-    """Pseudo-Huber loss of log residuals, summed over the last axis, in units of ``STEPS_LOG_SD``²; a residual
-    of an upper bound (``bound``) counts only when negative (the curve above the read)."""
+    """Pseudo-Huber loss of log residuals as counted (``_counted``), summed over the last axis, in units of
+    ``STEPS_LOG_SD``²."""
     c = ROBUST_SCALE
-    if bound is not None:
-        r = np.where(bound & (r > 0), 0.0, r)
+    r = _counted(r, bound)
     return np.sum(2 * c**2 * (np.sqrt(1 + (r / c) ** 2) - 1), axis=-1) / STEPS_LOG_SD**2
 
 
@@ -773,7 +780,7 @@ def _bootstrap(fit: ScalingFit, sizes: list[int], step_time: StepTimeModel, seed
     mean over the refits of its time to the target over the fastest size's in that refit."""
     b = np.array(fit.batch_sizes)
     bound = np.array(fit.upper_bounds or [False] * len(b))
-    residuals = np.where(bound & (np.array(fit.residuals) > 0), 0.0, fit.residuals)  # a bound above the curve: no error
+    residuals = _counted(np.array(fit.residuals), bound)
     n = len(b)
     sd = float(np.sqrt(np.sum(residuals**2) / (n - 2))) if n > 4 else STEPS_LOG_SD
     log_fitted = np.log(fit.s_min * (1 + fit.b_noise / b))

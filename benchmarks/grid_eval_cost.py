@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import autobs  # noqa: E402
-from benchmarks.scoring import (EVAL_COST_FILE, ORACLE_DIR, grid_core_seconds, grid_records,  # noqa: E402
+from benchmarks.scoring import (EVAL_COST_FILE, ORACLE_DIR, RunRecord, grid_core_seconds,  # noqa: E402
                                 train_in_worker, worker_pool)
 
 TASKS = ("examples/digits_mlp.py", "examples/char_lm.py", "benchmarks/tasks/friedman_mlp.py",
@@ -56,11 +56,12 @@ def measure(task_path: str) -> dict:
     folder = ORACLE_DIR / task.name
     settings = json.loads((folder / "settings.json").read_text())
     workers = max(1, (os.cpu_count() or 1) // settings["threads_per_run"])  # as the grid ran
-    specs = representative_specs(read_runs(folder / "runs.jsonl"))
+    stored = read_runs(folder / "runs.jsonl")
+    specs = representative_specs(stored)
     with worker_pool(task, workers) as pool:
         runs = list(pool.map(train_in_worker, specs))
     ratios = {r["batch_size"]: r["wall_s"] / r["curve"][-1]["seconds"] for r in runs}
-    records = grid_records(task.name)
+    records = [RunRecord.from_dict(r) for r in stored]
     threads = settings["threads_per_run"]
     result = {
         "task": task.name,

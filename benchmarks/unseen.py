@@ -28,6 +28,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.budget import run_once  # noqa: E402
 
 TASKS = ROOT / "benchmarks" / "unseen_tasks"
+# The pipeline's stages (Recommendation.stage_seconds), as the table names them
+STAGE_LABELS = {"memory probe": "probe", "LR range test": "range test", "noise scale": "noise",
+                "joint search": "search", "scaling fit": "fit"}
 
 
 def what_it_brings(path: Path) -> str:
@@ -53,9 +56,6 @@ def row(path: Path, r: dict) -> str:
     return (f"| {path.stem} | {what_it_brings(path)} | {r['budget_s']:.0f} | {r['wall_s']:.0f} | {stages} | "
             f"{r['trials']} | {answer} | {notes} |")
 
-
-STAGE_LABELS = {"memory probe": "probe", "LR range test": "range test", "noise scale": "noise",
-                "joint search": "search", "scaling fit": "fit"}
 
 
 def main() -> int:
