@@ -213,6 +213,14 @@ def lr_at_from(lr_range: dict, b_simple: float | None = None, power: float | Non
     return partial(lr_at, suggestions, lr_range["lr_scaling_exponent"])
 
 
+def budget_for_rounds(probed_s: float, first_round_s: float) -> float:
+    """The --budget whose search runs ``SEARCH_ROUNDS`` first rounds of ``first_round_s`` each: the start-up and
+    memory probe as they ran (``probed_s``), the range test and the noise run at their shares of that budget (an
+    upper bound: they take less when their planned sizes cost less), the rounds, and the reserve."""
+    return ((probed_s + SEARCH_ROUNDS * first_round_s + RESERVE_S)
+            / (1 - RANGE_SHARE - NOISE_SHARE - RESERVE_SHARE))
+
+
 def _range_batch_sizes(task, max_batch_size: int, step_time, seconds: float) -> list[int]:
     """The range test's default batch sizes, the largest halved while the sweeps would cost more than
     ``seconds`` (two sizes at least, for the exponent, while two distinct sizes remain)."""
@@ -332,6 +340,7 @@ def tune(
         t = time.time()
         memory = memory_stage(task, out, device=device, memory_limit=memory_limit, progress=progress)
         stage("memory probe", t)
+        probed_s = time.time() - began  # start-up and the probe, which a larger budget does not change
         step_time = StepTimeModel.from_probes(memory["probes"])
         max_batch_size = memory["max_batch_size"]
         if memory.get("capped_by_dataset"):
@@ -412,14 +421,19 @@ def tune(
             )
             trials = result.trials
             search_target = (result.target, result.target_rule)
+            first_round_s = result.first_round_s
+            advised_budget_s = (budget_for_rounds(probed_s, first_round_s)
+                                if first_round_s is not None else None)
             _save(out / "search.json", task, search_settings, {"trials": len(trials), "elapsed_s": result.elapsed_s,
-                                                              "notes": result.notes})
+                                                              "notes": result.notes, "first_round_s": first_round_s,
+                                                              "advised_budget_s": advised_budget_s})
         else:
             if progress:
                 _progress(f"joint search: reused {out / TRIALS_FILE} ({done['trials']} trials)")
             recorded = read_json(out / TRIALS_FILE)
             trials = recorded["trials"]
             search_target = (recorded.get("target"), recorded.get("target_rule"))
+            first_round_s, advised_budget_s = done.get("first_round_s"), done.get("advised_budget_s")
         stage("joint search", t)
         searched = sorted({r["config"]["batch_size"] for r in trials})
         if searched and searched[0] < search_space.batch_low:
@@ -437,7 +451,10 @@ def tune(
             notes.append(f"the budget ended before the search's first round had run every batch size (it ran "
                          f"{', '.join(map(str, tried))}), so the target was chosen over those trials alone, untuned and "
                          "one read a size, and the recommendation rests on them; a larger --budget lets the first "
-                         "round try every size")
+                         "round try every size"
+                         + (f": about --budget {math.ceil(advised_budget_s / 60)}m here (the first round would take "
+                            f"about {first_round_s:.0f} s at the pace its trials ran, and the search {SEARCH_ROUNDS:g} "
+                            "times that)" if advised_budget_s else ""))
 
         t = time.time()
         scaling = fit_scaling(

@@ -79,6 +79,7 @@ class SearchResult:
     notes: list[str] = field(default_factory=list)
     target: float | None = None  # the target trials stopped at (``stop_at_target``), and how it was chosen
     target_rule: str | None = None
+    first_round_s: float | None = None  # when the budget ended the first round: its whole length (``first_round_seconds``)
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -580,6 +581,22 @@ def first_round_horizon(batch_sizes: list[int], trial_samples: int, step_time_at
     seconds = {b: math.ceil(trial_samples / b) * step_time_at(b) for b in batch_sizes}
     horizon_s = sorted(seconds.values())[target_rank(len(seconds)) - 1]
     return {b: min(trial_samples, math.ceil(horizon_s / step_time_at(b)) * b) for b in batch_sizes}, horizon_s
+
+
+def first_round_seconds(batch_sizes: list[int], trial_samples: int, step_time_at, workers: int,
+                        records: list[dict] = ()) -> float:
+    """Wall seconds the whole first round takes on ``workers`` concurrent trials: each size's run to its
+    ``first_round_horizon`` at the probe's step times, summed and shared among the workers, times the pace the
+    ``records`` ran at (their ``wall_s`` over their steps at the probe's step times, in total: the long trials weigh
+    most, as in a whole round; 1 without any, a lower bound). Why a pace: a trial runs on one core where the probe
+    used them all, and its start-up and evaluations add to its steps (heavy_cnn, benchmarks/unseen_tasks, on 2
+    cores: the first round's two whole trials took 1.7x and 1.9x the probe's time, its two cut ones 2.5x and 3.9x)."""
+    horizon, _ = first_round_horizon(batch_sizes, trial_samples, step_time_at)
+    compute = sum(math.ceil(horizon[b] / b) * step_time_at(b) for b in batch_sizes)
+    timed = [(r["wall_s"], math.ceil(r["samples"] / r["config"]["batch_size"]) * step_time_at(r["config"]["batch_size"]))
+             for r in records if r.get("wall_s") and r.get("samples")]
+    pace = sum(w for w, _ in timed) / sum(c for _, c in timed) if timed else 1.0
+    return compute * pace / max(1, workers)
 
 
 EXPLORE_WITHIN = 2.0  # a size is explored while its best time to the target is within this factor of the fastest
@@ -1231,6 +1248,15 @@ def run_search(
     began = time.time()
     if budget_s is not None:  # the budget is this call's: Ray's start-up is spent from it
         budget_s = max(1.0, budget_s - (began - entered))
+    if target_state is not None and target_state.horizon and budget_s is not None and progress:
+        # Said at the start, when the user can still stop and give a larger budget (the stages before are kept).
+        at_least = first_round_seconds(resolved.batch_sizes, trial_samples, step_time_at, concurrent)
+        if at_least > budget_s:
+            print(f"joint search: its first round (a default config at each of {len(resolved.batch_sizes)} batch "
+                  f"sizes) needs at least {at_least:.0f} s at the probe's step times on {concurrent} worker"
+                  f"{'s' if concurrent > 1 else ''}, more than the search's {budget_s:.0f} s: the budget will end it "
+                  "first, and the answer will rest on the sizes it ran. A larger --budget lets it run (the "
+                  "finished stages are kept)", file=sys.stderr, flush=True)
     try:
         tuner = tune.Tuner(
             tune.with_resources(trainable, resources),
@@ -1276,6 +1302,12 @@ def run_search(
             f"the search stopped: {recorder.failures_in_row} trials in a row failed, hung or ran out of memory "
             f"(finished trials are saved in {path}). The last error:\n{recorder.last_error[-1500:]}"
         )
+    if target_state is not None and target_state.horizon and target_state.target is None:
+        # The first round did not end: how long it would have taken, at the pace its trials ran, tells the user
+        # what budget would do (``pipeline.tune``'s note).
+        header["first_round_s"] = first_round_seconds(resolved.batch_sizes, trial_samples, step_time_at, concurrent,
+                                                      records)
+        recorder.save()
     if sized:
         notes.append(f"the search ended after {len(records)} trials, {rounds:g} times as long as its first round took")
     elif out_of_time:
@@ -1303,4 +1335,5 @@ def _result(header: dict, records: list[dict], elapsed: float, path: Path, notes
     return SearchResult(trials=records, metric=header["metric"], mode=header["mode"], space=header["space"],
                         trials_requested=header["trials_requested"], trial_samples=header["trial_samples"],
                         sampler=header["sampler"], elapsed_s=elapsed, path=path, notes=notes,
-                        target=header.get("target"), target_rule=header.get("target_rule"))
+                        target=header.get("target"), target_rule=header.get("target_rule"),
+                        first_round_s=header.get("first_round_s"))

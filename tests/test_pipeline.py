@@ -25,9 +25,10 @@ from .test_scaling import _trials
 DIGITS = ROOT / "examples/digits_mlp.py"
 
 
-def _fake_search(calls: list):
+def _fake_search(calls: list, first_round_s: float | None = None):
     """A stand-in for the Ray search: synthetic trials at four batch sizes (S_min 40, B_noise 100), each rerun
-    once (as the search reruns its leaders; the reruns' curves are their trials' own)."""
+    once (as the search reruns its leaders; the reruns' curves are their trials' own). It sets no target, as a
+    search whose budget ended before its first round did; ``first_round_s``: how long that round would take."""
 
     def run(task, space, *, out, **settings):
         calls.append(settings)
@@ -36,13 +37,13 @@ def _fake_search(calls: list):
         write_json(out / search.TRIALS_FILE, {"trial_samples": 1000, "trials": trials})  # as the real search records them
         return search.SearchResult(trials=trials, metric=task.metric, mode="max", space=space.to_dict(),
                                    trials_requested=len(trials), trial_samples=1000, sampler="tpe",
-                                   elapsed_s=1.0, path=out / search.TRIALS_FILE)
+                                   elapsed_s=1.0, path=out / search.TRIALS_FILE, first_round_s=first_round_s)
 
     return run
 
 
-def _fake_stages(monkeypatch, calls: list) -> None:
-    monkeypatch.setattr(search, "run_search", _fake_search(calls))
+def _fake_stages(monkeypatch, calls: list, first_round_s: float | None = None) -> None:
+    monkeypatch.setattr(search, "run_search", _fake_search(calls, first_round_s))
 
 
 def test_interrupted_run_resumes_without_redoing_finished_stages(tmp_path, monkeypatch):
@@ -67,7 +68,7 @@ def test_interrupted_run_resumes_without_redoing_finished_stages(tmp_path, monke
     for module, name in (("memory", "probe_memory"), ("lr_range", "lr_range_test"), ("noise", "noise_scale")):
         monkeypatch.setattr(f"autobs.{module}.{name}", forbidden)
     calls: list = []
-    _fake_stages(monkeypatch, calls)
+    _fake_stages(monkeypatch, calls, first_round_s=400.0)
     rec = autobs.tune(DIGITS, budget=600, out=out, progress=False)
     assert {name: (out / name).read_text() for name in saved} == saved
     assert len(calls) == 1 and calls[0]["stratify"] and calls[0]["budget_s"] <= 600
@@ -81,12 +82,19 @@ def test_interrupted_run_resumes_without_redoing_finished_stages(tmp_path, monke
     assert [r["replicates"] for r in per_batch] == [1, 1, 1, 1]  # the reruns re-measure the fit's points
     # The stand-in search set no target (as a search whose budget ended before its first round did): the answer
     # says its target and fit rest on the trials that ran.
-    assert any("before the search's first round had run every batch size (it ran 16, 32, 64, 128)" in n
-               for n in rec.notes)
+    cut_short = [n for n in rec.notes
+                 if "before the search's first round had run every batch size (it ran 16, 32, 64, 128)" in n]
+    assert len(cut_short) == 1
+    # ... and what budget would let that round run, and the sized search after it: 2 rounds of 400 s, the probe as it
+    # ran (here, reused: a second or two), the range test and noise run at their shares, the reserve.
+    minutes = math.ceil(pipeline.budget_for_rounds(0.0, 400.0) / 60)
+    assert minutes == math.ceil((2 * 400 + 4) / 0.72 / 60) == 19
+    assert f"about --budget {minutes}m here (the first round would take about 400 s" in cut_short[0]
 
-    # A finished search is reused too; --fresh redoes everything.
+    # A finished search is reused too, with what it said; --fresh redoes everything.
     again = autobs.tune(DIGITS, budget=600, out=out, progress=False)
     assert len(calls) == 1 and again.batch_size == rec.batch_size
+    assert cut_short[0] in again.notes
     with pytest.raises(AssertionError, match="run again"):
         autobs.tune(DIGITS, budget=600, out=out, fresh=True, progress=False)
 

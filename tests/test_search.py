@@ -700,6 +700,26 @@ def test_the_first_round_runs_each_size_as_long_as_the_target_rules_quickest_who
         assert horizon[b] < samples and horizon[b] / b * step_time[b] == pytest.approx(horizon_s, rel=0.01)
 
 
+def test_the_first_rounds_length_is_its_sizes_runs_to_the_horizon_shared_by_the_workers_at_the_trials_pace():
+    from autobs.search import first_round_horizon, first_round_seconds
+
+    sizes = [16, 32, 64, 128, 256, 512]
+    step_time = {16: 0.002, 32: 0.0025, 64: 0.003, 128: 0.004, 256: 0.006, 512: 0.01}
+    samples = 2**15
+    horizon, horizon_s = first_round_horizon(sizes, samples, step_time.get)
+    # 256 and 512 run whole (0.77 + 0.64 s at the probe's step times), 16-128 to the horizon (128's whole run, 1.02 s)
+    compute = 4 * horizon_s + sum(samples // b * step_time[b] for b in (256, 512))
+    assert first_round_seconds(sizes, samples, step_time.get, workers=2) == pytest.approx(compute / 2, rel=0.01)
+    # Trials that took twice the probe's time for their steps (one core each, start-up, evaluations) make the round
+    # twice as long; a long trial weighs more than a short one: the pace is the round's, not a trial's.
+    ran = [{"config": {"batch_size": 512}, "samples": 4096, "wall_s": 2 * 8 * 0.01},
+           {"config": {"batch_size": 16}, "samples": 1600, "wall_s": 2 * 100 * 0.002}]
+    assert first_round_seconds(sizes, samples, step_time.get, 2, ran) == pytest.approx(compute, rel=0.01)
+    slow_start = ran + [{"config": {"batch_size": 64}, "samples": 64, "wall_s": 1 * 0.003 + 0.5}]  # 0.5 s start-up
+    assert first_round_seconds(sizes, samples, step_time.get, 2, slow_start) == pytest.approx(
+        compute / 2 * (0.16 + 0.4 + 0.503) / (0.08 + 0.2 + 0.003), rel=0.01)
+
+
 def test_the_target_is_chosen_over_the_first_rounds_trials_alone(tmp_path):
     from autobs.scaling import choose_target
     from autobs.search import _Recorder, _TargetState
