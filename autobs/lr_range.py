@@ -419,8 +419,10 @@ def _sweep(task: Task, batch_size: int, *, steps: int, lr_min: float, lr_max: fl
     rules = _rules(lrs, smoothed, i_min, slopes)
     suggestion, interval = _suggest(lrs, slopes, rules)
     blew_up = stopped or result.diverged
-    notes = [] if blew_up else [f"the loss did not blow up below LR {lr_max:g}: the minimum may lie above it"]
     z, fraction = descent_z(raw), descent_fraction(raw)
+    # Where the loss never fell, it has no minimum to lie above LR_MAX: only the no-descent note is said.
+    notes = ([] if blew_up or z < DESCENT_Z or fraction < DESCENT_FRACTION
+             else [f"the loss did not blow up below LR {lr_max:g}: the minimum may lie above it"])
     if z < DESCENT_Z:
         notes.append(f"the loss did not fall beyond its batch noise (its lowest stretch is {z:.1f} standard errors "
                      f"below its start, under {DESCENT_Z:g}): no LR is read from this batch size")

@@ -116,6 +116,11 @@ def test_recommend_starts_from_the_optimizers_default_lr_when_no_sweep_reads_one
     result = range_stage(task, tmp_path, max_batch_size=None, batch_sizes=[16, 64], device="cpu", progress=False)
     assert result["fallback_lr"] == 0.01 and result["suggestions"] == {"16": 0.01, "64": 0.01}
     assert [c["readable"] for c in result["curves"]] == [False, False]
+    # Each says why; neither that its loss "did not blow up" below the sweep's top LR: a loss that never fell has no
+    # minimum to lie above it.
+    for c in result["curves"]:
+        assert [n for n in c["notes"] if "did not fall beyond its batch noise" in n]
+        assert not [n for n in c["notes"] if "blow up" in n]
     sgd = autobs.Task(model=lambda: torch.nn.Linear(8, 2), train_data=(x, y),
                       optimizer=lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9))
     assert optimizer_default_lr(sgd) == 0.001

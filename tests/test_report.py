@@ -84,6 +84,43 @@ def test_partial_run_renders_and_says_what_is_missing(run, tmp_path):
     assert "recommendation.json is not in the run directory" in html
 
 
+def test_each_range_sweeps_notes_name_its_batch_size(run, tmp_path):
+    # The sweeps' notes stand together under one plot: without the batch size, two sweeps' "no descent" notes
+    # read as one said twice.
+    lr_range = json.loads((run / "lr_range.json").read_text())
+    sizes = [c["batch_size"] for c in lr_range["curves"]]
+    for c in lr_range["curves"]:
+        c["notes"] = [f"a note of the sweep at {c['batch_size']}"]
+    write_json(tmp_path / "lr_range.json", lr_range)
+    html = render(report_data(tmp_path))
+    for b in sizes:
+        assert f"batch {b}: a note of the sweep at {b}" in html
+
+
+def test_the_fits_text_says_which_sizes_were_rerun_and_which_reads_are_bounds(run, tmp_path):
+    def section_6(folder) -> str:  # its text, whitespace as a reader sees it
+        html = render(report_data(folder))
+        return " ".join(html[html.index("6. Steps and samples"):html.index("7. Time to target")].split())
+
+    text = section_6(run)  # the stand-in search reran a trial at each of its four sizes
+    assert "reran its two leading trials with fresh seeds (batch sizes 16, 32, 64, 128)" in text
+    assert "elsewhere" not in text and "▼" not in text
+    for name in ("memory.json", "trials.json", "recommendation.json"):
+        shutil.copy(run / name, tmp_path / name)
+    scaling = json.loads((run / "scaling.json").read_text())
+    for row in scaling["per_batch"]:
+        row["replicates"] = row["replicates"] if row["batch_size"] == 64 else 0
+    scaling["fit"]["upper_bounds"] = [b == 16 for b in scaling["fit"]["batch_sizes"]]
+    write_json(tmp_path / "scaling.json", scaling)
+    text = section_6(tmp_path)
+    assert "(batch size 64), the better one's rerun median" in text
+    assert "elsewhere the fewest among the search's trials there" in text and "(▼, batch size 16)" in text
+    for row in scaling["per_batch"]:
+        row["replicates"] = 0
+    write_json(tmp_path / "scaling.json", scaling)
+    assert "no size was rerun with fresh seeds" in section_6(tmp_path)
+
+
 def test_all_trials_failed_and_nan_values_still_render(run, tmp_path):
     shutil.copy(run / "memory.json", tmp_path / "memory.json")
     failed = [{"number": i, "status": s, "val_metric": math.nan, "config": {"batch_size": 16, "lr": 0.1,

@@ -109,7 +109,8 @@ def _lr_range(lr_range: dict | None, why: str | None) -> dict:
     # A sweep whose loss did not fall beyond batch noise suggests nothing (``lr_range.descent_z``); its note says so.
     curves = [{"batch_size": c["batch_size"], "lrs": c["lrs"], "smoothed": c["smoothed"],
                "suggestion": c.get("suggestion") if c.get("readable", True) else None,
-               "interval": c.get("interval") if c.get("readable", True) else None, "notes": c.get("notes", [])}
+               "interval": c.get("interval") if c.get("readable", True) else None,
+               "notes": [f"batch {c['batch_size']}: {n}" for n in c.get("notes", [])]}  # one section holds every sweep
               for c in lr_range.get("curves", [])]
     return {"available": True, "curves": curves, "rule": lr_range.get("rule"),
             "lr_scaling_exponent": lr_range.get("lr_scaling_exponent"),
@@ -163,6 +164,9 @@ def _scaling(scaling: dict | None, why: str | None) -> dict:
         "b_noise_interval": scaling.get("b_noise_interval"), "batch_size_interval": scaling.get("batch_size_interval"),
         "candidates": scaling.get("candidates", []), "batch_size": scaling.get("batch_size"),
         "lr_fit": scaling.get("lr_fit"), "notes": scaling.get("notes", []),
+        # What this run's points are, for the text to say (sizes re-measured by reruns; reads the fit took as bounds)
+        "rerun_sizes": [r["batch_size"] for r in per_batch if r.get("replicates")],
+        "bound_sizes": [b for b, u in zip((fit or {}).get("batch_sizes", []), (fit or {}).get("upper_bounds", [])) if u],
     }
     if fit:
         sizes = [c["batch_size"] for c in section["candidates"]] or [r["batch_size"] for r in per_batch]
