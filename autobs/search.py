@@ -289,6 +289,12 @@ def objective(record: dict, target: float, higher_is_better: bool, trial_samples
 # The driver's record of trials
 
 
+# While trials run and none ends, a progress line at least this often: a trial of a model whose steps take seconds
+# runs for minutes (heavy_cnn, benchmarks/unseen_tasks: 90-180 s each on 2 cores), and a search that prints only as
+# trials end says nothing for that long.
+PROGRESS_EVERY_S = 30.0
+
+
 class _Recorder:
     """A Ray Tune callback (built by ``_recorder_class``) that keeps each trial's record and writes
     ``trials.json`` as each trial ends."""
@@ -307,6 +313,7 @@ class _Recorder:
         self.last_error = ""
         self.fatal: str | None = None  # a reason the search cannot go on (the trials learned nothing)
         self._saved_at, self._save_s = -math.inf, 0.0  # when trials.json was last written, and how long that took
+        self._said_at = time.time()  # when the last progress line was printed
         self._update_target()
         self._size_search()
 
@@ -337,6 +344,18 @@ class _Recorder:
             record["curve"].append(point)  # a diverged run's final value is a stand-in, not a measurement
         record.update(val_metric=result["val_metric"], samples=result["samples"], steps=result["steps"],
                       seconds=result["seconds"], train_s=result["train_s"])
+        if self.progress and time.time() - self._said_at >= PROGRESS_EVERY_S:
+            self._say_running()
+
+    def _say_running(self) -> None:
+        """One progress line on the trials still running: how far each has got and its last metric."""
+        metric = self.header["metric"]
+        running = "; ".join(f"trial {r['number']} (batch {r['config']['batch_size']}) at step {r['steps']}, {metric} "
+                            + (f"{r['val_metric']:.4g}" if _finite(r["val_metric"]) else "—")
+                            for r in sorted(self.live.values(), key=lambda r: r["number"]))
+        print(f"search: running {running} ({len(self.records)} trial{'s' if len(self.records) != 1 else ''} ended "
+              "so far)", file=sys.stderr, flush=True)
+        self._said_at = time.time()
 
     def end(self, trial, error: str | None = None) -> None:
         self._finish(trial.trial_id, error)
@@ -399,6 +418,7 @@ class _Recorder:
                   f"batch {c['batch_size']}, lr {c['lr']:.3g}, "
                   f"{c['schedule']}, warmup {c['warmup_fraction']:.0%} → {self.header['metric']} {value} "
                   f"({status}, {record['samples']} samples, {record['wall_s']:.1f} s)", file=sys.stderr)
+            self._said_at = time.time()
 
     def _size_search(self) -> None:
         """With ``rounds``, once the first round (the first ``first_round`` trials) has ended: end the search's trials

@@ -53,6 +53,19 @@ def test_suggestion_within_3x_of_one_over_lambda_max_on_least_squares():
     assert curve.stop_reason == "diverged" and curve.lrs[-1] < 10 * 2 / lam  # stopped soon after 2/λ
 
 
+def test_a_long_sweep_says_how_far_it_has_got(monkeypatch, capsys):
+    import autobs.lr_range
+
+    task, _ = least_squares()
+    monkeypatch.setattr(autobs.lr_range, "PROGRESS_EVERY_S", 0.0)  # as if every step took that long
+    curve = autobs.lr_range_test(task, [32], device="cpu", progress=True).curves[0]
+    lines = capsys.readouterr().err.splitlines()
+    steps = [line for line in lines if line.startswith("lr range test at batch 32: step ")]
+    assert len(steps) == len(curve.losses)  # one a step here; at the real interval, one each 30 s
+    assert steps[0] == f"lr range test at batch 32: step 1 of 100, lr 1e-07, loss {curve.losses[0]:.4g}"
+    assert lines[-1].startswith("lr range test at batch 32: lr ")  # then the sweep's reading, as before
+
+
 def test_negative_losses_are_handled_like_positive_ones():
     task, lam = least_squares(shift=-100.0)  # every loss is negative
     curve = autobs.lr_range_test(task, [128], device="cpu").curves[0]

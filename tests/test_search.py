@@ -548,6 +548,40 @@ def test_trials_json_is_rewritten_as_trials_end_at_most_as_often_as_its_cost_all
     assert len(json.loads((tmp_path / "trials.json").read_text())["trials"]) == 2
 
 
+def test_long_trials_show_progress_while_none_ends(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from autobs.search import PROGRESS_EVERY_S, _Recorder
+
+    space = load_space("sgd").resolve(max_batch_size=64, n_train=1000, lr_at=lambda b: 0.1)
+    recorder = _Recorder(tmp_path / "trials.json", {"metric": "accuracy", "trial_samples": 10**5}, [], space=space,
+                         sampler_info={}, progress=True, total=0)
+    trials = [SimpleNamespace(trial_id=str(i), config={"batch_size": b, "lr": 0.1, "warmup_fraction": 0.0,
+                                                       "schedule": "constant", "schedule_params": {}, "rerun_of": None,
+                                                       "sampler_number": i}) for i, b in enumerate((16, 64))]
+    for t in trials:
+        recorder.start(t)
+
+    def report(trial, steps, metric):
+        recorder.result(trial, {"samples": steps * trial.config["batch_size"], "steps": steps, "seconds": 1.0,
+                                "train_s": 1.0, "val_metric": metric})
+
+    report(trials[0], 100, 0.5)
+    assert capsys.readouterr().err == ""  # a report soon after the search began: nothing to say yet
+    recorder._said_at -= PROGRESS_EVERY_S  # as if that long had passed with no trial ending
+    report(trials[1], 25, 0.25)
+    line = capsys.readouterr().err
+    assert line == ("search: running trial 0 (batch 16) at step 100, accuracy 0.5; trial 1 (batch 64) at step 25, "
+                    "accuracy 0.25 (0 trials ended so far)\n")
+    report(trials[0], 200, 0.75)
+    assert capsys.readouterr().err == ""  # said just now: not again until another PROGRESS_EVERY_S
+    recorder._said_at -= PROGRESS_EVERY_S
+    recorder.end(trials[0])  # a trial's end is said, and counts as the latest line
+    report(trials[1], 50, 0.5)
+    said = capsys.readouterr().err
+    assert "trial 0: batch 16" in said and "search: running" not in said
+
+
 def test_leader_bound_stops_a_trial_only_once_it_cannot_be_a_leader(tmp_path):
     from types import SimpleNamespace
 
