@@ -395,8 +395,21 @@ def tune(
         shaped = lr_anchor.func is noise_shaped_lr_at
         search_settings = {"device": dev, "seed": seed, "sampler": sampler, "space": search_space.to_dict()["digest"],
                            "target": target,
-                           "lr_anchor": f"range test × (1 + {b_simple:.4g}/B)^-{power:g}" if shaped else "range test"}
+                           "lr_anchor": f"range test × (1 + {b_simple:.4g}/B)^-{power:g}" if shaped else "range test",
+                           # Another --budget is another search: a run given more time (as a starved run's note
+                           # advises) continues the recorded one instead of reusing its answer.
+                           "budget": None if sized_to_task else budget_s}
         done = _cached(out / "search.json", task, search_settings)
+        resume = (out / TRIALS_FILE).exists()
+        if (done is None and resume and target is None and (out / "search.json").exists()
+                and read_json(out / TRIALS_FILE).get("target") is None):
+            # A search that ended (search.json) before its first round did, now run with other settings: its trials
+            # the budget cut ran a fraction of their horizon, and the target rule needs each size's first run whole
+            # (search.first_round_horizon), so the search starts over rather than continuing.
+            (out / TRIALS_FILE).unlink()
+            resume = False
+            if progress:
+                _progress("joint search: the recorded search ended before its first round did; it starts over")
         if done is None:
             reserve_s = RESERVE_S + RESERVE_SHARE * budget_s
             search_s = began + budget_s - time.time() - reserve_s
@@ -411,10 +424,13 @@ def tune(
                 sized = (f" (its trials {SEARCH_ROUNDS:g} times as long as its first round takes; --budget sets it)"
                          if sized_to_task else "")
                 _progress(f"joint search: {search_space.name} space, at most {search_s:.0f} s{sized}")
+            # The search about to run replaces any finished one: interrupted, it leaves trials.json alone, which the
+            # next run continues (a stale search.json would make it start over).
+            (out / "search.json").unlink(missing_ok=True)
             result = run_search(
                 task, search_space, out=out, trials=None, budget_s=search_s, max_batch_size=max_batch_size,
                 lr_at=lr_anchor, sampler=sampler, seed=seed, device=device, ray_address=ray_address,
-                rounds=SEARCH_ROUNDS if sized_to_task else None, resume=(out / TRIALS_FILE).exists(), stratify=True,
+                rounds=SEARCH_ROUNDS if sized_to_task else None, resume=resume, stratify=True,
                 step_time_at=step_time.at, stop_at_target=True,
                 target=target,
                 trial_timeout_s=trial_timeout_s, progress=progress, resume_command=resume_command,

@@ -99,6 +99,33 @@ def test_interrupted_run_resumes_without_redoing_finished_stages(tmp_path, monke
         autobs.tune(DIGITS, budget=600, out=out, fresh=True, progress=False)
 
 
+def test_another_budget_continues_the_search_or_starts_it_over_if_its_first_round_had_not_ended(tmp_path, monkeypatch):
+    # A starved run's note advises a larger --budget; run again in the same directory, it must search again, not
+    # hand back the recorded search's answer.
+    calls: list = []
+    fake = _fake_search(calls, first_round_s=400.0)  # a search whose budget ended its first round (no target)
+
+    def run(task, space, *, out, **settings):
+        settings["recorded"] = (out / search.TRIALS_FILE).exists()  # what the search found when it began
+        return fake(task, space, out=out, **settings)
+
+    monkeypatch.setattr(search, "run_search", run)
+    out = tmp_path / "run"
+    autobs.tune(DIGITS, budget=600, out=out, progress=False)
+    autobs.tune(DIGITS, budget=600, out=out, progress=False)
+    assert len(calls) == 1  # the same budget: the recorded search is the answer
+    autobs.tune(DIGITS, budget=1200, out=out, progress=False)
+    # Another budget searches again; with the first round cut short (trials at a fraction of their horizon), from
+    # the start: the recorded trials are not continued.
+    assert len(calls) == 2 and calls[1]["budget_s"] > calls[0]["budget_s"]
+    assert not calls[1]["resume"] and not calls[1]["recorded"]
+    # A recorded search whose first round ended (it set the target) is continued: its trials are kept.
+    recorded = json.loads((out / search.TRIALS_FILE).read_text())
+    write_json(out / search.TRIALS_FILE, {**recorded, "target": 0.9, "target_rule": "the rule"})
+    autobs.tune(DIGITS, budget=900, out=out, progress=False)
+    assert len(calls) == 3 and calls[2]["resume"] and calls[2]["recorded"]
+
+
 def test_the_budget_counts_from_the_commands_start_not_from_the_search(tmp_path, monkeypatch):
     calls: list = []
     _fake_stages(monkeypatch, calls)
