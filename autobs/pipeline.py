@@ -301,7 +301,7 @@ def tune(
     from .lr_range import MIN_RUN_STEPS, largest_useful_batch, lr_exponent, noise_power, noise_shaped_lr_at, range_level
     from .noise import noise_scale
     from .report import REPORT_FILE, write_report
-    from .rundir import locked, read_json, run_dir, write_json
+    from .rundir import locked, read_json, read_stage, run_dir, write_json
     from .replicate import split_reruns
     from .scaling import USABLE, StepTimeModel, choose_target, fit_scaling
     from .search import TRIALS_FILE, run_search
@@ -402,10 +402,11 @@ def tune(
         done = _cached(out / "search.json", task, search_settings)
         resume = (out / TRIALS_FILE).exists()
         if (done is None and resume and target is None and (out / "search.json").exists()
-                and read_json(out / TRIALS_FILE).get("target") is None):
+                and read_stage(out / TRIALS_FILE, task).get("target") is None):
             # A search that ended (search.json) before its first round did, now run with other settings: its trials
             # the budget cut ran a fraction of their horizon, and the target rule needs each size's first run whole
-            # (search.first_round_horizon), so the search starts over rather than continuing.
+            # (search.first_round_horizon), so the search starts over rather than continuing. (read_stage: another
+            # task's trials.json is reported, never deleted.)
             (out / TRIALS_FILE).unlink()
             resume = False
             if progress:

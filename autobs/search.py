@@ -79,7 +79,7 @@ class SearchResult:
     notes: list[str] = field(default_factory=list)
     target: float | None = None  # the target trials stopped at (``stop_at_target``), and how it was chosen
     target_rule: str | None = None
-    first_round_s: float | None = None  # when the budget ended the first round: its whole length (``first_round_seconds``)
+    first_round_s: float | None = None  # the budget ended the first round: its whole length (``first_round_seconds``)
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -613,8 +613,8 @@ def first_round_seconds(batch_sizes: list[int], trial_samples: int, step_time_at
     cores: the first round's two whole trials took 1.7x and 1.9x the probe's time, its two cut ones 2.5x and 3.9x)."""
     horizon, _ = first_round_horizon(batch_sizes, trial_samples, step_time_at)
     compute = sum(math.ceil(horizon[b] / b) * step_time_at(b) for b in batch_sizes)
-    timed = [(r["wall_s"], math.ceil(r["samples"] / r["config"]["batch_size"]) * step_time_at(r["config"]["batch_size"]))
-             for r in records if r.get("wall_s") and r.get("samples")]
+    timed = [(r["wall_s"], math.ceil(r["samples"] / b) * step_time_at(b))
+             for r in records if r.get("wall_s") and r.get("samples") and (b := r["config"]["batch_size"])]
     pace = sum(w for w, _ in timed) / sum(c for _, c in timed) if timed else 1.0
     return compute * pace / max(1, workers)
 

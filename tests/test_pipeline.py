@@ -34,7 +34,8 @@ def _fake_search(calls: list, first_round_s: float | None = None):
         calls.append(settings)
         trials = _trials([16, 32, 64, 128], [40 * (1 + 100 / b) for b in (16, 32, 64, 128)])
         trials += [{**t, "number": len(trials) + t["number"], "rerun_of": t["number"]} for t in trials]
-        write_json(out / search.TRIALS_FILE, {"trial_samples": 1000, "trials": trials})  # as the real search records them
+        write_json(out / search.TRIALS_FILE, {"task": task.describe(), "trial_samples": 1000, "trials": trials})  # as
+        # the real search records them
         return search.SearchResult(trials=trials, metric=task.metric, mode="max", space=space.to_dict(),
                                    trials_requested=len(trials), trial_samples=1000, sampler="tpe",
                                    elapsed_s=1.0, path=out / search.TRIALS_FILE, first_round_s=first_round_s)

@@ -166,7 +166,8 @@ def _scaling(scaling: dict | None, why: str | None) -> dict:
         "lr_fit": scaling.get("lr_fit"), "notes": scaling.get("notes", []),
         # What this run's points are, for the text to say (sizes re-measured by reruns; reads the fit took as bounds)
         "rerun_sizes": [r["batch_size"] for r in per_batch if r.get("replicates")],
-        "bound_sizes": [b for b, u in zip((fit or {}).get("batch_sizes", []), (fit or {}).get("upper_bounds", [])) if u],
+        "bound_sizes": [b for b, u in zip((fit or {}).get("batch_sizes", []), (fit or {}).get("upper_bounds", []))
+                        if u],
     }
     if fit:
         sizes = [c["batch_size"] for c in section["candidates"]] or [r["batch_size"] for r in per_batch]
