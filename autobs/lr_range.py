@@ -69,6 +69,12 @@ SMALLEST_BATCH = 16
 MIN_RUN_STEPS = 50
 
 
+def shows_descent(z: float, fraction: float) -> bool:
+    """Whether a sweep's loss fell beyond batch noise (``descent_z`` ≥ ``DESCENT_Z``) and by a share of its level
+    that shows learning (``descent_fraction`` ≥ ``DESCENT_FRACTION``)."""
+    return z >= DESCENT_Z and fraction >= DESCENT_FRACTION
+
+
 @dataclass
 class RangeCurve:
     """One sweep: the LR and training loss of every step, the smoothed loss, and the LRs read from it."""
@@ -89,7 +95,7 @@ class RangeCurve:
     def readable(self) -> bool:
         """Whether the loss fell beyond batch noise, and by a share of its level that shows learning: only then
         is the suggestion an LR worth using."""
-        return self.descent_z >= DESCENT_Z and self.descent_fraction >= DESCENT_FRACTION
+        return shows_descent(self.descent_z, self.descent_fraction)
 
     def summary(self) -> str:
         """The sweep's reading in a few words, for the terminal."""
@@ -374,8 +380,9 @@ def _suggest(lrs: list[float], slopes: dict[int, float], rules: dict[str, float]
     return suggestion, (lrs[lo], lrs[hi])
 
 
-# A sweep of a model whose steps take seconds runs for minutes (heavy_cnn, benchmarks/unseen_tasks: 243 s at batch
-# 1920 on 2 cores): with progress on, a line at least this often says how far it has got.
+# Long work with progress on says how far it has got at least this often, when nothing else has been said: a sweep
+# or a search trial of a model whose steps take seconds runs for minutes (heavy_cnn, benchmarks/unseen_tasks, on 2
+# cores: 243 s at batch 1920; trials of 90-180 s). The search (search._Recorder) uses it too.
 PROGRESS_EVERY_S = 30.0
 
 
@@ -432,7 +439,7 @@ def _sweep(task: Task, batch_size: int, *, steps: int, lr_min: float, lr_max: fl
     blew_up = stopped or result.diverged
     z, fraction = descent_z(raw), descent_fraction(raw)
     # Where the loss never fell, it has no minimum to lie above LR_MAX: only the no-descent note is said.
-    notes = ([] if blew_up or z < DESCENT_Z or fraction < DESCENT_FRACTION
+    notes = ([] if blew_up or not shows_descent(z, fraction)
              else [f"the loss did not blow up below LR {lr_max:g}: the minimum may lie above it"])
     if z < DESCENT_Z:
         notes.append(f"the loss did not fall beyond its batch noise (its lowest stretch is {z:.1f} standard errors "

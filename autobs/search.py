@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AutobsError, ConfigError
-from .lr_range import largest_useful_batch
+from .lr_range import PROGRESS_EVERY_S, largest_useful_batch
 from .rundir import read_json, write_json
 from .space import ResolvedSpace, SearchSpace
 
@@ -289,12 +289,6 @@ def objective(record: dict, target: float, higher_is_better: bool, trial_samples
 # The driver's record of trials
 
 
-# While trials run and none ends, a progress line at least this often: a trial of a model whose steps take seconds
-# runs for minutes (heavy_cnn, benchmarks/unseen_tasks: 90-180 s each on 2 cores), and a search that prints only as
-# trials end says nothing for that long.
-PROGRESS_EVERY_S = 30.0
-
-
 class _Recorder:
     """A Ray Tune callback (built by ``_recorder_class``) that keeps each trial's record and writes
     ``trials.json`` as each trial ends."""
@@ -348,7 +342,8 @@ class _Recorder:
             self._say_running()
 
     def _say_running(self) -> None:
-        """One progress line on the trials still running: how far each has got and its last metric."""
+        """One progress line on the trials still running: how far each has got and its last metric (said when nothing
+        else has been for ``PROGRESS_EVERY_S``: heavy_cnn's trials, benchmarks/unseen_tasks, run 90-180 s each)."""
         metric = self.header["metric"]
         running = "; ".join(f"trial {r['number']} (batch {r['config']['batch_size']}) at step {r['steps']}, {metric} "
                             + (f"{r['val_metric']:.4g}" if _finite(r["val_metric"]) else "—")
@@ -603,16 +598,15 @@ def first_round_horizon(batch_sizes: list[int], trial_samples: int, step_time_at
     return {b: min(trial_samples, math.ceil(horizon_s / step_time_at(b)) * b) for b in batch_sizes}, horizon_s
 
 
-def first_round_seconds(batch_sizes: list[int], trial_samples: int, step_time_at, workers: int,
-                        records: list[dict] = ()) -> float:
+def first_round_seconds(horizon: dict[int, int], step_time_at, workers: int, records: list[dict] = ()) -> float:
     """Wall seconds the whole first round takes on ``workers`` concurrent trials: each size's run to its
-    ``first_round_horizon`` at the probe's step times, summed and shared among the workers, times the pace the
-    ``records`` ran at (their ``wall_s`` over their steps at the probe's step times, in total: the long trials weigh
-    most, as in a whole round; 1 without any, a lower bound). Why a pace: a trial runs on one core where the probe
-    used them all, and its start-up and evaluations add to its steps (heavy_cnn, benchmarks/unseen_tasks, on 2
-    cores: the first round's two whole trials took 1.7x and 1.9x the probe's time, its two cut ones 2.5x and 3.9x)."""
-    horizon, _ = first_round_horizon(batch_sizes, trial_samples, step_time_at)
-    compute = sum(math.ceil(horizon[b] / b) * step_time_at(b) for b in batch_sizes)
+    ``horizon`` (``first_round_horizon``'s samples by batch size) at the probe's step times, summed and shared among
+    the workers, times the pace the ``records`` ran at (their ``wall_s`` over their steps at the probe's step times,
+    in total: the long trials weigh most, as in a whole round; 1 without any, a lower bound). Why a pace: a trial runs
+    on one core where the probe used them all, and its start-up and evaluations add to its steps (heavy_cnn,
+    benchmarks/unseen_tasks, on 2 cores: the first round's two whole trials took 1.7x and 1.9x the probe's time, its
+    two cut ones 2.5x and 3.9x)."""
+    compute = sum(math.ceil(samples / b) * step_time_at(b) for b, samples in horizon.items())
     timed = [(r["wall_s"], math.ceil(r["samples"] / b) * step_time_at(b))
              for r in records if r.get("wall_s") and r.get("samples") and (b := r["config"]["batch_size"])]
     pace = sum(w for w, _ in timed) / sum(c for _, c in timed) if timed else 1.0
@@ -1270,7 +1264,7 @@ def run_search(
         budget_s = max(1.0, budget_s - (began - entered))
     if target_state is not None and target_state.horizon and budget_s is not None and progress:
         # Said at the start, when the user can still stop and give a larger budget (the stages before are kept).
-        at_least = first_round_seconds(resolved.batch_sizes, trial_samples, step_time_at, concurrent)
+        at_least = first_round_seconds(target_state.horizon, step_time_at, concurrent)
         if at_least > budget_s:
             print(f"joint search: its first round (a default config at each of {len(resolved.batch_sizes)} batch "
                   f"sizes) needs at least {at_least:.0f} s at the probe's step times on {concurrent} worker"
@@ -1325,8 +1319,7 @@ def run_search(
     if target_state is not None and target_state.horizon and target_state.target is None:
         # The first round did not end: how long it would have taken, at the pace its trials ran, tells the user
         # what budget would do (``pipeline.tune``'s note).
-        header["first_round_s"] = first_round_seconds(resolved.batch_sizes, trial_samples, step_time_at, concurrent,
-                                                      records)
+        header["first_round_s"] = first_round_seconds(target_state.horizon, step_time_at, concurrent, records)
         recorder.save()
     if sized:
         notes.append(f"the search ended after {len(records)} trials, {rounds:g} times as long as its first round took")

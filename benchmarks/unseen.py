@@ -57,7 +57,6 @@ def row(path: Path, r: dict) -> str:
             f"{r['trials']} | {answer} | {notes} |")
 
 
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="+", default=sorted(str(p) for p in TASKS.glob("*.py")))

@@ -743,14 +743,14 @@ def test_the_first_rounds_length_is_its_sizes_runs_to_the_horizon_shared_by_the_
     horizon, horizon_s = first_round_horizon(sizes, samples, step_time.get)
     # 256 and 512 run whole (0.77 + 0.64 s at the probe's step times), 16-128 to the horizon (128's whole run, 1.02 s)
     compute = 4 * horizon_s + sum(samples // b * step_time[b] for b in (256, 512))
-    assert first_round_seconds(sizes, samples, step_time.get, workers=2) == pytest.approx(compute / 2, rel=0.01)
+    assert first_round_seconds(horizon, step_time.get, workers=2) == pytest.approx(compute / 2, rel=0.01)
     # Trials that took twice the probe's time for their steps (one core each, start-up, evaluations) make the round
     # twice as long; a long trial weighs more than a short one: the pace is the round's, not a trial's.
     ran = [{"config": {"batch_size": 512}, "samples": 4096, "wall_s": 2 * 8 * 0.01},
            {"config": {"batch_size": 16}, "samples": 1600, "wall_s": 2 * 100 * 0.002}]
-    assert first_round_seconds(sizes, samples, step_time.get, 2, ran) == pytest.approx(compute, rel=0.01)
+    assert first_round_seconds(horizon, step_time.get, 2, ran) == pytest.approx(compute, rel=0.01)
     slow_start = ran + [{"config": {"batch_size": 64}, "samples": 64, "wall_s": 1 * 0.003 + 0.5}]  # 0.5 s start-up
-    assert first_round_seconds(sizes, samples, step_time.get, 2, slow_start) == pytest.approx(
+    assert first_round_seconds(horizon, step_time.get, 2, slow_start) == pytest.approx(
         compute / 2 * (0.16 + 0.4 + 0.503) / (0.08 + 0.2 + 0.003), rel=0.01)
 
 
