@@ -315,7 +315,7 @@ class _Recorder:
         config = trial.config
         info = self.sampler_info.get(config["sampler_number"], {})
         self.live[trial.trial_id] = {
-            "number": len(self.records) + len(self.live),
+            "number": self._free_number(),
             "trial_id": trial.trial_id,
             "config": {k: config[k] for k in ("batch_size", "lr", "warmup_fraction", "schedule", "schedule_params")},
             "rerun_of": config.get("rerun_of"), "seed": self.header.get("seed", 0) + config["sampler_number"],
@@ -324,6 +324,14 @@ class _Recorder:
             "step_time_s": None, "curve": [], "error": None, "started_at": time.time(),
         }
         self.heard_at[trial.trial_id] = time.time()
+
+    def _free_number(self) -> int:
+        """The smallest number no recorded or running trial has. In a search that was never interrupted this is the
+        count of trials started; a resumed one fills first the numbers of the trials its interruption lost (a Ctrl-C
+        keeps only ended trials: with 0, 1 and 3 ended and 2 running, the next trial is 2, the first-round size that
+        ``run_search`` queues first), so numbers stay unique and the first round is numbers below its length."""
+        taken = {r["number"] for r in self.records} | {r["number"] for r in self.live.values()}
+        return next(n for n in range(len(taken) + 1) if n not in taken)
 
     def result(self, trial, result: dict) -> None:
         record = self.live.get(trial.trial_id)
@@ -1233,11 +1241,14 @@ def run_search(
     study = optuna.create_study(storage=storage, study_name="autobs",
                                 direction="maximize" if search_mode == "max" else "minimize")
     _add_recorded(study, records, target_state)
-    queued = list(first_params or [])[len(records):]
+    # Queued trials take the numbers the records lack, in order (``_Recorder._free_number``): on a resume, the
+    # first-round trials an interruption lost run again before any new one.
+    recorded = {r["number"] for r in records}
+    queued = [params for i, params in enumerate(first_params or []) if i not in recorded]
     if stratify:  # the first round: a default config at every size (ResolvedSpace.baseline_params says why)
         queued += [resolved.baseline_params(order[i]) if i < len(order) else {"log2_batch_size": order[i % len(order)]}
-                   for i in range(len(records), len(order) if stop_at_target else count)]  # with a target, the
-        # searcher fixes each later trial's size as it goes (``next_explored_size``)
+                   for i in range(len(order) if stop_at_target else count) if i not in recorded]  # with a target,
+        # the searcher fixes each later trial's size as it goes (``next_explored_size``)
     for params in queued:
         study.enqueue_trial(params)
     define_by_run = _DefineByRun(resolved, target_state)

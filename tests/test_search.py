@@ -171,6 +171,16 @@ def test_search_records_completed_diverged_oom_and_failed_trials_and_goes_on(tmp
     saved = json.loads((tmp_path / "trials.json").read_text())
     assert [t["status"] for t in saved["trials"]] == [t["status"] for t in result.trials]
 
+    # Interrupted with trials 0, 1 and 3 ended and 2 still running (a Ctrl-C keeps ended trials alone): the
+    # resumed search runs the lost queued trial (128's) under its number first, and numbers every trial once.
+    saved["trials"] = [t for t in saved["trials"] if t["number"] in (0, 1, 3)]
+    (tmp_path / "trials.json").write_text(json.dumps(saved))
+    resumed = run_search(task, space, out=tmp_path, trials=6, trial_samples=1600, first_params=order,
+                         max_failures_in_row=10, asha=False, progress=False, resume=True)
+    numbers = [t["number"] for t in resumed.trials]
+    assert sorted(numbers) == list(range(6))
+    assert next(t for t in resumed.trials if t["number"] == 2)["config"]["batch_size"] == 128
+
 
 # A model that trains for a while (so its trial reports validation points) and then raises.
 CRASHES_LATER_TASK = """
@@ -408,6 +418,37 @@ def test_a_search_sized_in_rounds_ends_that_many_first_rounds_after_it_began_als
     assert spent.end_at <= time.time() and _recorder_class()[1](spent, limit=5).stop_all()
     # Before its first round has ended nothing is sized; without rounds, nothing ever is.
     assert recorder(records[:1], 2)[0].end_at is None and recorder(records, None)[0].end_at is None
+
+
+def test_a_resumed_search_gives_the_first_rounds_lost_number_to_its_next_trial_and_then_chooses_the_target(tmp_path):
+    """A Ctrl-C during the first round keeps the ended trials alone: with 0, 1 and 3 ended and 2 running, trial 2 is
+    lost. The resumed search's next trial (the lost size's default, queued first by ``run_search``) must be number 2:
+    the target is chosen once every first-round number has ended, and a second trial 3 would leave it unchosen."""
+    from types import SimpleNamespace
+
+    from autobs.search import _Recorder, _TargetState
+
+    from .test_scaling import _trials
+
+    first_round = _trials([16, 128, 32, 64], [400, 100, 200, 150])
+    for r in first_round:
+        r.update(trial_id=f"old{r['number']}", started_at=time.time() - 60, wall_s=10.0)
+    kept = [first_round[i] for i in (0, 1, 3)]
+    state = _TargetState(None, first_round=4, records=kept, higher_is_better=True, deadline=math.inf)
+    recorder = _Recorder(tmp_path / "trials.json", {"metric": "accuracy", "trial_samples": 10**6}, kept, space=None,
+                         sampler_info={}, progress=False, total=0, target=state)
+    assert state.target is None  # number 2 has not ended
+    lost, later = (SimpleNamespace(trial_id=t, config=first_round[2]["config"] | {"sampler_number": n})
+                   for n, t in enumerate(("new0", "new1")))
+    recorder.start(lost)
+    recorder.start(later)
+    assert [recorder.live[t]["number"] for t in ("new0", "new1")] == [2, 4]
+    for point in first_round[2]["curve"]:
+        recorder.result(lost, {k: point[k] for k in ("samples", "steps", "seconds")} | {"val_metric": point["metric"],
+                                                                                         "train_s": 0.0})
+    recorder.end(lost)
+    assert state.target is not None  # the first round is whole again
+    assert sorted(r["number"] for r in recorder.records) == [0, 1, 2, 3]
 
 
 def test_sampler_objective_is_samples_to_the_target_and_any_miss_scores_worse():
