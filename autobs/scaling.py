@@ -515,11 +515,7 @@ def best_per_batch(trials: list[dict], target: float, higher_is_better: bool,
     """
     groups = {b: [{**t, "steps_to_target": read, "search_steps_to_target": read, "replicates": 0} for read, t in reads]
               for b, reads in reads_by_batch(trials, target, higher_is_better).items()}
-    by_trial: dict[Any, list[float]] = {}
-    for r in replicates or []:
-        read = steps_to_target(r["curve"], target, higher_is_better, monotone=True)
-        if math.isfinite(read) or not r.get("cut"):  # cut before it crossed: it measured nothing (replicate.split_reruns)
-            by_trial.setdefault(r["trial"], []).append(read)
+    by_trial = rerun_reads(replicates or [], target, higher_is_better)
     from .replicate import TOP_K
 
     rows = []
@@ -532,6 +528,54 @@ def best_per_batch(trials: list[dict], target: float, higher_is_better: bool,
         else:
             rows.append(min(group, key=lambda t: _rank_key(t, higher_is_better)))
     return rows
+
+
+def rerun_reads(replicates: list[dict], target: float, higher_is_better: bool) -> dict[Any, list[float]]:
+    """The reruns' steps to ``target`` (monotone fit), by the number of the trial each reran. A rerun the budget cut
+    before it crossed measured nothing and is left out (``replicate.split_reruns``); one that ran and never reached
+    the target reads ``inf``."""
+    by_trial: dict[Any, list[float]] = {}
+    for r in replicates:
+        read = steps_to_target(r["curve"], target, higher_is_better, monotone=True)
+        if math.isfinite(read) or not r.get("cut"):
+            by_trial.setdefault(r["trial"], []).append(read)
+    return by_trial
+
+
+# The curvature of ln(steps to the target) in ln(LR) near the best LR: steps ≈ S*·exp(K·(ln lr − ln lr*)²).
+# Measured on the oracle grids (reports/oracle_*.md, the LRs around each size's best): digits_mlp about 0.4 (batch
+# 32: 101 steps at its best, 172 a factor √10 below), friedman_mlp 0.27 (batch 128: 150 steps at 0.01, 638 at 0.001),
+# char_lm 0.2 (batch 16: 153 flat over 0.001–0.0032, 198 at 0.0056, 290 at 0.01). The middle of those.
+LR_CURVATURE = 0.3
+
+
+def lr_basin_centre(reads: list[tuple[float, list[float]]]) -> float | None:
+    """The LR at the bottom of ``reads`` ((lr, [steps to the target, one per seed]) of configs alike but for their
+    LR), by a parabola of fixed curvature ``LR_CURVATURE`` in ln LR fitted to every read (least squares); within the
+    LRs read, never past them. None when fewer than two LRs have reads. A config with a read that never reached the
+    target (a run past the edge of stability, or too slow) is left out, and so bounds the range.
+
+    Why not the LR of the trial with the fewest steps: near its best LR time-to-target is flat (the oracles' grids,
+    LR_CURVATURE), so two LRs a factor 3 apart read within their seed noise of each other (log-sd 0.15–0.4,
+    replicate.py), and the least read picks between them by a coin toss; the parabola puts the answer between them,
+    moved toward the better by how much better it read. Measured by replaying the recommendation on 45 kept
+    searches (digits, friedman_mlp, char_lm; sessions 23-26) and training the two LRs on 8 seeds each where they
+    differed (19 cases): the parabola's was faster to the oracle's target in 13, as fast in 3, slower in 3; char_lm's
+    miss (batch 16, lr 0.00574: 214 steps, 1.40x the oracle's best time) became lr 0.00329, 153 steps (1.00x)."""
+    points = [(math.log(lr), math.log(s)) for lr, steps in reads if steps and all(map(math.isfinite, steps))
+              for s in steps]
+    if len({x for x, _ in points}) < 2:
+        return None
+    x, y = np.array([p[0] for p in points]), np.array([p[1] for p in points])
+    # y = a + K(x − m)² is linear in x once K·x² is taken off: y − K·x² = (a + K·m²) − 2K·m·x.
+    slope, _ = np.polyfit(x, y - LR_CURVATURE * x**2, 1)
+    return math.exp(min(max(-slope / (2 * LR_CURVATURE), float(x.min())), float(x.max())))
+
+
+def _lr_variant(config: dict, of: dict) -> bool:
+    """Whether ``config`` is ``of`` with at most its LR changed (batch size, schedule, its parameters, warmup)."""
+    keys = ("batch_size", "schedule", "schedule_params", "warmup_fraction")
+    return all((config.get(k) or None) == (of.get(k) or None) for k in keys)
 
 
 def leader_rank(own_read: float, rerun_reads: list[float]) -> float:
@@ -751,7 +795,14 @@ def fit_scaling(
     # (0.0008-0.0014), gave 0.0021, and the recommendation paired that LR with the best trial's 11% warmup.
     source = min(reaching or per_batch, key=lambda t: (abs(math.log2(t["config"]["batch_size"] / batch_size)),
                                                       _rank_key(t, higher_is_better)))
-    lr = source["config"]["lr"] * (batch_size / source["config"]["batch_size"]) ** lr_fit.alpha
+    # Its LR is the centre of that size's LR basin, read off the source and its LR-only variants (the search's LR
+    # ladder runs the default config at several LRs: search.next_lr_factor) with their reruns (lr_basin_centre).
+    reruns = rerun_reads(replicates or [], target, higher_is_better)
+    source_lr = lr_basin_centre(
+        [(t["config"]["lr"], [read] + reruns.get(t.get("number"), []))
+         for read, t in reads_by_batch(trials, target, higher_is_better).get(source["config"]["batch_size"], [])
+         if _lr_variant(t["config"], source["config"])]) or source["config"]["lr"]
+    lr = source_lr * (batch_size / source["config"]["batch_size"]) ** lr_fit.alpha
     total_steps = max(1, round(planned_samples / batch_size))
     warmup_fraction = float(source["config"]["warmup_fraction"])
     table = [{"batch_size": t["config"]["batch_size"], "steps_to_target": t["steps_to_target"],

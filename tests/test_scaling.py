@@ -268,6 +268,36 @@ def test_recommended_lr_is_the_best_trials_at_the_recommended_batch_size_not_the
     assert result.lr_fit.lr_at(256) < 0.05  # what the fit through the defaults would have given
 
 
+def test_the_recommended_lr_is_the_centre_of_its_sizes_lr_basin_not_the_luckiest_read():
+    """At the recommended size the search ran the default config at three LRs (its LR ladder); 0.01 and 0.03 read
+    within seed noise of each other, the least read by a hair at 0.03, next to 0.1, which never reached the target.
+    The LR is between the tied two, not the edge one; a config with another schedule is not on the ladder."""
+    sizes = [32, 128, 128, 128, 128]
+    trials = _trials(np.array(sizes), [150, 62, 60, 400, 30])
+    for t, lr in zip(trials, [0.01, 0.01, 0.03, 0.1, 0.5]):
+        t["config"]["lr"] = lr
+    trials[3]["curve"] = [dict(p, metric=min(p["metric"], 0.5)) for p in trials[3]["curve"]]  # 0.1: never reached
+    trials[4]["config"]["schedule"] = "constant"  # the sampler's: another schedule, slower per step on this clock
+    trials[4]["curve"] = [dict(p, steps=p["steps"] * 3) for p in trials[4]["curve"]]
+    result = fit_scaling(trials, metric="accuracy", higher_is_better=True, target=0.9, planned_samples=10**5,
+                         step_time=StepTimeModel.from_throughput([(32, 3200), (128, 25600)]))
+    assert result.batch_size == 128
+    assert 0.01 < result.lr < 0.03 and result.lr == pytest.approx((0.01 * 0.03) ** 0.5, rel=0.1)
+    assert result.schedule == "cosine"
+
+
+def test_the_lr_basin_centre_moves_toward_the_better_read_and_never_past_the_lrs_read():
+    from autobs.scaling import lr_basin_centre
+
+    assert lr_basin_centre([(0.01, [100.0]), (0.04, [100.0])]) == pytest.approx(0.02)  # tied: the middle, in log
+    # 0.04 read 20% fewer steps: the centre moves toward it by ln(1.25) / (2·K·ln 4), and stays within the two.
+    assert lr_basin_centre([(0.01, [100.0]), (0.04, [80.0])]) == pytest.approx(0.02 * math.exp(
+        math.log(1.25) / (2 * 0.3 * math.log(4))), rel=1e-6)
+    assert lr_basin_centre([(0.01, [300.0]), (0.04, [60.0])]) == pytest.approx(0.04)  # far better: at it, not past
+    assert lr_basin_centre([(0.01, [100.0, 120.0]), (0.04, [90.0, math.inf])]) is None  # one LR with whole reads
+    assert lr_basin_centre([(0.01, [100.0])]) is None
+
+
 def _trials(batch_sizes, steps, final=None):
     """Search records whose accuracy climbs linearly from 0.1 at step 0 and crosses 0.9 at ``steps``."""
     trials = []
