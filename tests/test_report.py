@@ -72,6 +72,7 @@ def test_page_is_self_contained_and_small(run):
         assert external not in html
     # batch-size axes are ticked with the sizes themselves ("16", "32"), not as powers ("2" with a raised "4")
     assert all(f">{b}</text>" in html for b in (16, 32, 64, 128))
+    assert ">recommended LR</text>" in html  # marked on the LR-vs-batch plot: it can differ from the best trial's
     assert "<tspan" not in html
 
 

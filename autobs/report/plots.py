@@ -146,6 +146,8 @@ def lr_vs_batch_plot(lr_range: dict, scaling: dict) -> str | None:
                 label=f"fit: lr ∝ B^{fit['alpha']:.2f}")
     if _ok(scaling.get("batch_size")):
         ax.axvline(scaling["batch_size"], color="k", ls=":", lw=1, label="recommended batch size")
+        if _ok(scaling.get("lr")):  # the centre of its LR basin: not the best trial's LR when a neighbour tied it
+            ax.plot([scaling["batch_size"]], [scaling["lr"]], "*", color="k", ms=9, label="recommended LR")
     return _finish(fig, ax, "lr_vs_batch", "batch size (samples)", "peak learning rate", log_y=True)
 
 
