@@ -162,7 +162,7 @@ def _scaling(scaling: dict | None, why: str | None) -> dict:
         "available": True, "target": scaling.get("target"), "target_rule": scaling.get("target_rule"),
         "metric": scaling.get("metric"), "per_batch": per_batch, "fit": fit,
         "b_noise_interval": scaling.get("b_noise_interval"), "batch_size_interval": scaling.get("batch_size_interval"),
-        "candidates": scaling.get("candidates", []), "batch_size": scaling.get("batch_size"),
+        "candidates": scaling.get("candidates", []), "batch_size": scaling.get("batch_size"), "lr": scaling.get("lr"),
         "lr_fit": scaling.get("lr_fit"), "notes": scaling.get("notes", []),
         # What this run's points are, for the text to say (sizes re-measured by reruns; reads the fit took as bounds)
         "rerun_sizes": [r["batch_size"] for r in per_batch if r.get("replicates")],
