@@ -351,17 +351,21 @@ TIMING_SLACK = 1.1
 # ours running): six back-to-back reads of t(16) ran 2.9-5.0 ms and of t(32) 3.6-5.8 ms, their ratio 0.70-1.23; across
 # five recommendations the probe's t(16)/t(32) read 0.51-0.91 (the grid's, measured alone: 0.77). The pick hangs on
 # that ratio: replayed with the grid's step times, the 5 searches behind those recommendations all picked batch 32, and
-# 34 of 36 kept digits searches (sessions 23-28); with their own probes' they picked 16, 32, 64 and 128. Passes, not
+# 34 of 35 kept digits searches (sessions 23-28); with their own probes' they picked 16, 32, 64 and 128. Passes, not
 # three reads in a row, so that a slow spell spreads over every size instead of one.
+# Only the sizes the recommendation compares are read in passes: the search's, powers of two from 16 (the bundled
+# spaces' floor, FIT_SIZES[1]); batch 2 and a ceiling between powers of two are read once (on the small held-out tasks
+# the passes over every size cost 3-7 s of probe, and the test suite two minutes).
 TIMING_PASSES = 3
 TIMING_PASS_MAX_S = 2.0
 
 
 def _time_in_passes(probes: dict[int, Probe], time_again) -> int:
-    """Time the sizes whose timing window is short (``TIMED_STEPS`` steps within ``TIMING_PASS_MAX_S``) again in
-    ``TIMING_PASSES`` − 1 passes (``time_again(batch_size, step_time) -> step_time``), largest first then smallest
-    first, keeping each size's quickest read; how many sizes were."""
-    sizes = sorted(b for b, p in probes.items() if p.samples_per_s and TIMED_STEPS * b / p.samples_per_s <= TIMING_PASS_MAX_S)
+    """Time the powers of two from 16 whose timing window is short (``TIMED_STEPS`` steps within ``TIMING_PASS_MAX_S``)
+    again in ``TIMING_PASSES`` − 1 passes (``time_again(batch_size, step_time) -> step_time``), largest first then
+    smallest first, keeping each size's quickest read; how many sizes were."""
+    sizes = sorted(b for b, p in probes.items() if b >= FIT_SIZES[1] and b & (b - 1) == 0 and p.samples_per_s
+                   and TIMED_STEPS * b / p.samples_per_s <= TIMING_PASS_MAX_S)
     for k in range(TIMING_PASSES - 1):
         for b in (sizes[::-1] if k % 2 == 0 else sizes):
             p = probes[b]

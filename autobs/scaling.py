@@ -553,14 +553,15 @@ def lr_basin_centre(reads: list[tuple[float, list[float]]]) -> float | None:
     """The LR at the bottom of ``reads`` ((lr, [steps to the target, one per seed]) of configs alike but for their
     LR), by a parabola of fixed curvature ``LR_CURVATURE`` in ln LR fitted to every read (least squares); within the
     LRs read, never past them. None when fewer than two LRs have reads. A config with a read that never reached the
-    target (a run past the edge of stability, or too slow) is left out, and so bounds the range.
+    target (a run past the edge of stability, or too slow) is left out: the answer stays within the LRs whose every
+    read reached it.
 
     Why not the LR of the trial with the fewest steps: near its best LR time-to-target is flat (the oracles' grids,
     LR_CURVATURE), so two LRs a factor 3 apart read within their seed noise of each other (log-sd 0.15–0.4,
     replicate.py), and the least read picks between them by a coin toss; the parabola puts the answer between them,
-    moved toward the better by how much better it read. Measured by replaying the recommendation on 45 kept
-    searches (digits, friedman_mlp, char_lm; sessions 23-26) and training the two LRs on 8 seeds each where they
-    differed (19 cases): the parabola's was faster to the oracle's target in 13, as fast in 3, slower in 3; char_lm's
+    moved toward the better by how much better it read. Measured by replaying the recommendation on 47 kept
+    searches (digits, friedman_mlp, char_lm, rms_reg; sessions 23-26) and training the two LRs on 8 seeds each where
+    they differed (19 cases): the parabola's was faster to the oracle's target in 13, as fast in 3, slower in 3; char_lm's
     miss (batch 16, lr 0.00574: 214 steps, 1.40x the oracle's best time) became lr 0.00329, 153 steps (1.00x)."""
     points = [(math.log(lr), math.log(s)) for lr, steps in reads if steps and all(map(math.isfinite, steps))
               for s in steps]

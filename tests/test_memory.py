@@ -276,10 +276,11 @@ def test_step_times_out_of_line_with_their_neighbours_are_timed_again_and_the_qu
 def test_short_timings_are_read_in_passes_over_the_sizes_and_the_quickest_read_kept():
     """A slow spell that covers a whole timing window (a median of its steps cannot hold it off) set 32's first read
     1.6x its usual, which is a different answer (t(16)/t(32) decides between those two sizes). Two more passes read
-    every short size again, largest first and then smallest first; a size whose window is long is read once."""
+    every short size again, largest first and then smallest first; a size whose window is long is read once, and so
+    are the sizes no recommendation compares (batch 2, a ceiling between powers of two)."""
     from autobs.memory import TIMING_PASSES, Probe, _time_in_passes
 
-    first = {16: 3.0e-3, 32: 6.4e-3, 64: 6.0e-3, 4096: 0.5}  # 4096: 5 steps take 2.5 s
+    first = {2: 1.0e-3, 16: 3.0e-3, 32: 6.4e-3, 64: 6.0e-3, 100: 8.0e-3, 4096: 0.5}  # 4096: 5 steps take 2.5 s
     probes = {b: Probe(b, fits=True, peak_bytes=1, samples_per_s=b / t) for b, t in first.items()}
     later = {16: [3.4e-3, 2.9e-3], 32: [4.1e-3, 4.3e-3], 64: [6.3e-3, 6.1e-3]}
     asked = []
@@ -291,4 +292,4 @@ def test_short_timings_are_read_in_passes_over_the_sizes_and_the_quickest_read_k
     assert _time_in_passes(probes, time_again) == 3
     assert asked == [64, 32, 16, 16, 32, 64] and TIMING_PASSES == 3
     step = {b: b / p.samples_per_s for b, p in probes.items()}
-    assert step == pytest.approx({16: 2.9e-3, 32: 4.1e-3, 64: 6.0e-3, 4096: 0.5})
+    assert step == pytest.approx({2: 1.0e-3, 16: 2.9e-3, 32: 4.1e-3, 64: 6.0e-3, 100: 8.0e-3, 4096: 0.5})
