@@ -513,9 +513,15 @@ def best_per_batch(trials: list[dict], target: float, higher_is_better: bool,
     median over every trial ever rerun would be the luckiest of many again (measured: a 300 s digits search
     reran 12 leaders a size, and batch 16's least median read 89 steps against the oracle's 181).
     """
-    groups = {b: [{**t, "steps_to_target": read, "search_steps_to_target": read, "replicates": 0} for read, t in reads]
-              for b, reads in reads_by_batch(trials, target, higher_is_better).items()}
-    by_trial = rerun_reads(replicates or [], target, higher_is_better)
+    return _leaders(reads_by_batch(trials, target, higher_is_better),
+                    rerun_reads(replicates or [], target, higher_is_better), higher_is_better)
+
+
+def _leaders(reads: dict[int, list[tuple[float, dict]]], by_trial: dict[Any, list[float]],
+             higher_is_better: bool) -> list[dict]:
+    """``best_per_batch`` from the trials' reads (``reads_by_batch``) and their reruns' (``rerun_reads``)."""
+    groups = {b: [{**t, "steps_to_target": read, "search_steps_to_target": read, "replicates": 0} for read, t in rs]
+              for b, rs in reads.items()}
     from .replicate import TOP_K
 
     rows = []
@@ -574,8 +580,9 @@ def lr_basin_centre(reads: list[tuple[float, list[float]]]) -> float | None:
 
 
 def _lr_variant(config: dict, of: dict) -> bool:
-    """Whether ``config`` is ``of`` with at most its LR changed (batch size, schedule, its parameters, warmup)."""
-    keys = ("batch_size", "schedule", "schedule_params", "warmup_fraction")
+    """Whether ``config`` (of a trial at ``of``'s batch size) is ``of`` with at most its LR changed (schedule, its
+    parameters, warmup)."""
+    keys = ("schedule", "schedule_params", "warmup_fraction")
     return all((config.get(k) or None) == (of.get(k) or None) for k in keys)
 
 
@@ -680,7 +687,9 @@ def fit_scaling(
         target, rule = choose_target(trials, higher_is_better)
     else:
         rule = target_rule or "given by the user"
-    per_batch = best_per_batch(trials, target, higher_is_better, replicates)
+    reads = reads_by_batch(trials, target, higher_is_better)
+    reruns = rerun_reads(replicates or [], target, higher_is_better)
+    per_batch = _leaders(reads, reruns, higher_is_better)  # best_per_batch, its reads kept for the LR below
     if not per_batch:
         raise ConfigError("no trial has a measured validation curve: nothing to fit (every trial diverged or failed).")
     reaching = [t for t in per_batch if math.isfinite(t["steps_to_target"])
@@ -798,11 +807,10 @@ def fit_scaling(
                                                       _rank_key(t, higher_is_better)))
     # Its LR is the centre of that size's LR basin, read off the source and its LR-only variants (the search's LR
     # ladder runs the default config at several LRs: search.next_lr_factor) with their reruns (lr_basin_centre).
-    reruns = rerun_reads(replicates or [], target, higher_is_better)
     source_lr = lr_basin_centre(
         [(t["config"]["lr"], [read] + reruns.get(t.get("number"), []))
-         for read, t in reads_by_batch(trials, target, higher_is_better).get(source["config"]["batch_size"], [])
-         if _lr_variant(t["config"], source["config"])]) or source["config"]["lr"]
+         for read, t in reads.get(source["config"]["batch_size"], []) if _lr_variant(t["config"], source["config"])]
+    ) or source["config"]["lr"]
     lr = source_lr * (batch_size / source["config"]["batch_size"]) ** lr_fit.alpha
     total_steps = max(1, round(planned_samples / batch_size))
     warmup_fraction = float(source["config"]["warmup_fraction"])
