@@ -34,6 +34,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 from .errors import AutobsError, ConfigError
@@ -315,7 +316,7 @@ class _Recorder:
         config = trial.config
         info = self.sampler_info.get(config["sampler_number"], {})
         self.live[trial.trial_id] = {
-            "number": self._free_number(),
+            "number": config["number"],
             "trial_id": trial.trial_id,
             "config": {k: config[k] for k in ("batch_size", "lr", "warmup_fraction", "schedule", "schedule_params")},
             "rerun_of": config.get("rerun_of"), "seed": self.header.get("seed", 0) + config["sampler_number"],
@@ -324,14 +325,6 @@ class _Recorder:
             "step_time_s": None, "curve": [], "error": None, "started_at": time.time(),
         }
         self.heard_at[trial.trial_id] = time.time()
-
-    def _free_number(self) -> int:
-        """The smallest number no recorded or running trial has. In a search that was never interrupted this is the
-        count of trials started; a resumed one fills first the numbers of the trials its interruption lost (a Ctrl-C
-        keeps only ended trials: with 0, 1 and 3 ended and 2 running, the next trial is 2, the first-round size that
-        ``run_search`` queues first), so numbers stay unique and the first round is numbers below its length."""
-        taken = {r["number"] for r in self.records} | {r["number"] for r in self.live.values()}
-        return next(n for n in range(len(taken) + 1) if n not in taken)
 
     def result(self, trial, result: dict) -> None:
         record = self.live.get(trial.trial_id)
@@ -962,13 +955,32 @@ def _add_recorded(study, records: list[dict], target: _TargetState | None) -> No
         ))
 
 
-class _DefineByRun:
-    """Optuna's define-by-run space: draws a config and keeps what the sampler drew (params and their
-    distributions, as JSON) for the trial's record; in a search with a target, the config carries it as
-    ``stop_target`` (None until it is chosen). A class, not a closure: Ray pickles the searcher."""
+class _TrialNumbers:
+    """Gives each trial its record number when the searcher proposes it: the smallest number no trial has.
 
-    def __init__(self, space: ResolvedSpace, target: _TargetState | None = None):
-        self.space, self.target = space, target
+    At the proposal, not when Ray starts the trial, because a resumed search maps its queue to numbers by position:
+    the first round's sizes its records lack, queued in order, are to take the numbers the interruption lost, in
+    order (with 0, 1 and 3 ended and 2 running at a Ctrl-C, the lost size reruns as 2). Proposals come in queue
+    order; Ray's start callbacks need not (seen: two trials proposed together, 128's from the queue and then one of
+    the sampler's at 64, whose start was heard first and took number 2). In a search never interrupted the numbers
+    are the proposals' count."""
+
+    def __init__(self, recorded: Iterable[int] = ()):
+        self.taken = set(recorded)
+
+    def next(self) -> int:
+        number = next(n for n in range(len(self.taken) + 1) if n not in self.taken)
+        self.taken.add(number)
+        return number
+
+
+class _DefineByRun:
+    """Optuna's define-by-run space: draws a config, numbers it (``_TrialNumbers``) and keeps what the sampler drew
+    (params and their distributions, as JSON) for the trial's record; in a search with a target, the config carries
+    it as ``stop_target`` (None until it is chosen). A class, not a closure: Ray pickles the searcher."""
+
+    def __init__(self, space: ResolvedSpace, numbers: _TrialNumbers, target: _TargetState | None = None):
+        self.space, self.numbers, self.target = space, numbers, target
         self.sampler_info: dict[int, dict] = {}
 
     def __call__(self, trial) -> dict:
@@ -979,8 +991,8 @@ class _DefineByRun:
             "params": dict(trial.params),
             "distributions": {k: distribution_to_json(d) for k, d in trial.distributions.items()},
         }
-        return {**config, "sampler_number": trial.number, "stop_target": self.target.target if self.target else None,
-                "rerun_of": None}
+        return {**config, "sampler_number": trial.number, "number": self.numbers.next(),
+                "stop_target": self.target.target if self.target else None, "rerun_of": None}
 
 
 def _target_search_class():
@@ -1006,10 +1018,10 @@ def _target_search_class():
     from .replicate import SEED_BASE, next_rerun
 
     class TargetSearch(OptunaSearch):
-        def __init__(self, *, target: _TargetState, resolved: ResolvedSpace | None = None, trial_samples: int = 0,
-                     **kwargs):
+        def __init__(self, *, target: _TargetState, numbers: _TrialNumbers, resolved: ResolvedSpace | None = None,
+                     trial_samples: int = 0, **kwargs):
             super().__init__(**kwargs)
-            self._target = target
+            self._target, self._numbers = target, numbers  # reruns are numbered as the sampler's trials are
             self._resolved, self._trial_samples = resolved, trial_samples
             self._sizes: dict[str, int] = {}  # Ray trial id → its batch size, for the sampler's trials (this session's)
             self._waiting: dict[str, dict] = {}
@@ -1041,7 +1053,8 @@ def _target_search_class():
                 if leader is not None:
                     self._reruns[trial_id] = leader["number"]
                     return {**leader["config"], "sampler_number": SEED_BASE + len(recorded | self._reruns),
-                            "stop_target": state.target, "rerun_of": leader["number"]}
+                            "number": self._numbers.next(), "stop_target": state.target,
+                            "rerun_of": leader["number"]}
             if state.target is not None:
                 self._explored += 1
             if self._resolved is not None and not self._ot_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
@@ -1241,8 +1254,8 @@ def run_search(
     study = optuna.create_study(storage=storage, study_name="autobs",
                                 direction="maximize" if search_mode == "max" else "minimize")
     _add_recorded(study, records, target_state)
-    # Queued trials take the numbers the records lack, in order (``_Recorder._free_number``): on a resume, the
-    # first-round trials an interruption lost run again before any new one.
+    # Queued trials take the numbers the records lack, in order (``_TrialNumbers``): on a resume, the first-round
+    # trials an interruption lost run again before any new one.
     recorded = {r["number"] for r in records}
     queued = [params for i, params in enumerate(first_params or []) if i not in recorded]
     if stratify:  # the first round: a default config at every size (ResolvedSpace.baseline_params says why)
@@ -1251,11 +1264,12 @@ def run_search(
         # the searcher fixes each later trial's size as it goes (``next_explored_size``)
     for params in queued:
         study.enqueue_trial(params)
-    define_by_run = _DefineByRun(resolved, target_state)
+    define_by_run = _DefineByRun(resolved, _TrialNumbers(recorded), target_state)
     recorder.sampler_info = define_by_run.sampler_info
     searcher_args = dict(space=define_by_run, metric="val_metric", mode=search_mode, sampler=make_sampler(sampler, seed),
                          storage=storage, study_name="autobs")
-    searcher = (_target_search_class()(target=target_state, resolved=resolved if stratify else None,
+    searcher = (_target_search_class()(target=target_state, numbers=define_by_run.numbers,
+                                       resolved=resolved if stratify else None,
                                        trial_samples=trial_samples, **searcher_args)
                 if stop_at_target else OptunaSearch(**searcher_args))
     Callback, Stopper = _recorder_class()

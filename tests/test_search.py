@@ -377,7 +377,7 @@ def test_trials_cut_by_the_time_budget_keep_their_curves(tmp_path):
     header = {"metric": "accuracy"}
     recorder = _Recorder(tmp_path / "trials.json", header, [], space=None, sampler_info={}, progress=False, total=0)
     config = {"batch_size": 32, "lr": 0.1, "warmup_fraction": 0.0, "schedule": "cosine", "schedule_params": {}}
-    measured, unmeasured = (SimpleNamespace(trial_id=i, config=config | {"sampler_number": n})
+    measured, unmeasured = (SimpleNamespace(trial_id=i, config=config | {"sampler_number": n, "number": n})
                             for n, i in enumerate(("a", "b")))
     for trial in (measured, unmeasured):
         recorder.start(trial)
@@ -422,11 +422,12 @@ def test_a_search_sized_in_rounds_ends_that_many_first_rounds_after_it_began_als
 
 def test_a_resumed_search_gives_the_first_rounds_lost_number_to_its_next_trial_and_then_chooses_the_target(tmp_path):
     """A Ctrl-C during the first round keeps the ended trials alone: with 0, 1 and 3 ended and 2 running, trial 2 is
-    lost. The resumed search's next trial (the lost size's default, queued first by ``run_search``) must be number 2:
-    the target is chosen once every first-round number has ended, and a second trial 3 would leave it unchosen."""
+    lost. The resumed search's next proposal (the lost size's default, queued first by ``run_search``) must be number
+    2 however Ray orders the trials' starts: the target is chosen once every first-round number has ended, and a
+    second trial 3 would leave it unchosen."""
     from types import SimpleNamespace
 
-    from autobs.search import _Recorder, _TargetState
+    from autobs.search import _Recorder, _TargetState, _TrialNumbers
 
     from .test_scaling import _trials
 
@@ -438,10 +439,12 @@ def test_a_resumed_search_gives_the_first_rounds_lost_number_to_its_next_trial_a
     recorder = _Recorder(tmp_path / "trials.json", {"metric": "accuracy", "trial_samples": 10**6}, kept, space=None,
                          sampler_info={}, progress=False, total=0, target=state)
     assert state.target is None  # number 2 has not ended
-    lost, later = (SimpleNamespace(trial_id=t, config=first_round[2]["config"] | {"sampler_number": n})
-                   for n, t in enumerate(("new0", "new1")))
+    numbers = _TrialNumbers(r["number"] for r in kept)
+    lost, later = (SimpleNamespace(trial_id=t, config=first_round[2]["config"] | {"sampler_number": n,
+                                                                                  "number": numbers.next()})
+                   for n, t in enumerate(("new0", "new1")))  # proposed in this order
+    recorder.start(later)  # and started the other way round (Ray's start callbacks need not follow the proposals)
     recorder.start(lost)
-    recorder.start(later)
     assert [recorder.live[t]["number"] for t in ("new0", "new1")] == [2, 4]
     for point in first_round[2]["curve"]:
         recorder.result(lost, {k: point[k] for k in ("samples", "steps", "seconds")} | {"val_metric": point["metric"],
@@ -576,7 +579,7 @@ def test_trials_json_is_rewritten_as_trials_end_at_most_as_often_as_its_cost_all
               "rerun_of": None, "sampler_number": 0}
 
     def run_one(i):
-        trial = SimpleNamespace(trial_id=str(i), config=config)
+        trial = SimpleNamespace(trial_id=str(i), config=config | {"number": i})
         recorder.start(trial)
         recorder.result(trial, {"samples": 320, "steps": 10, "seconds": 0.1, "train_s": 0.1, "val_metric": 0.5})
         recorder.end(trial)
@@ -599,7 +602,7 @@ def test_long_trials_show_progress_while_none_ends(tmp_path, capsys):
                          sampler_info={}, progress=True, total=0)
     trials = [SimpleNamespace(trial_id=str(i), config={"batch_size": b, "lr": 0.1, "warmup_fraction": 0.0,
                                                        "schedule": "constant", "schedule_params": {}, "rerun_of": None,
-                                                       "sampler_number": i}) for i, b in enumerate((16, 64))]
+                                                       "sampler_number": i, "number": i}) for i, b in enumerate((16, 64))]
     for t in trials:
         recorder.start(t)
 
@@ -687,7 +690,7 @@ def test_a_trial_started_before_the_target_was_set_ends_at_its_confirmed_crossin
     scheduler = _leader_bound_class()(state)
     config = {"batch_size": 32, "lr": 0.1, "warmup_fraction": 0.0, "schedule": "constant", "schedule_params": {},
               "rerun_of": None, "sampler_number": 1, "stop_target": None}  # started with no target known
-    early, late = SimpleNamespace(trial_id="a", config=config), SimpleNamespace(trial_id="b", config=config)
+    early, late = (SimpleNamespace(trial_id=t, config=config | {"number": n}) for n, t in enumerate("ab"))
     recorder.start(early)
 
     def report(t, step, metric):
@@ -707,7 +710,7 @@ def test_a_trial_started_before_the_target_was_set_ends_at_its_confirmed_crossin
     assert records[0]["status"] == "completed" and records[0]["stopped_at_target"]
     assert records[0]["reached_target"] and records[0]["steps"] == last
     # A trial whose confirming evaluation is its final report ran whole: it is not recorded as stopped at the target.
-    whole = SimpleNamespace(trial_id="c", config=config)
+    whole = SimpleNamespace(trial_id="c", config=config | {"number": 2})
     recorder.start(whole)
     for step, metric in [(10, 0.91), (20, 0.92)]:
         recorder.result(whole, {"samples": 32 * step, "steps": step, "seconds": 1.0, "train_s": 1.0, "val_metric": metric})
