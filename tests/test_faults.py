@@ -21,9 +21,7 @@ import pytest
 import autobs
 from autobs.rundir import write_json
 
-from .conftest import ROOT
-
-DIGITS = ROOT / "examples/digits_mlp.py"
+from .conftest import DIGITS, ROOT
 
 
 def _recommend(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
@@ -54,17 +52,10 @@ def test_bad_settings_are_one_paragraph_errors_before_any_work(tmp_path, args, w
     assert not (tmp_path / "run" / "memory.json").exists()
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A run directory with the probe and range test done (the search is not needed here)."""
-    out = tmp_path_factory.mktemp("faults") / "run"
-    task = autobs.load_task(DIGITS)
-    from autobs.pipeline import memory_stage, range_stage
-
-    out.mkdir(mode=0o700)
-    memory = memory_stage(task, out, progress=False)
-    range_stage(task, out, max_batch_size=memory["max_batch_size"], progress=False)
-    return out
+@pytest.fixture
+def finished(digits_stages):
+    """A run directory with the measured stages done (the search is not needed here)."""
+    return digits_stages
 
 
 @pytest.mark.parametrize("damage", ["truncated", "empty", "not an object"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 import time
@@ -19,10 +20,8 @@ from autobs.lr_range import largest_useful_batch
 from autobs.rundir import write_json
 from autobs.schedules import SCHEDULES
 
-from .conftest import ROOT
+from .conftest import DIGITS
 from .test_scaling import _trials
-
-DIGITS = ROOT / "examples/digits_mlp.py"
 
 
 def _fake_search(calls: list, first_round_s: float | None = None):
@@ -100,7 +99,7 @@ def test_interrupted_run_resumes_without_redoing_finished_stages(tmp_path, monke
         autobs.tune(DIGITS, budget=600, out=out, fresh=True, progress=False)
 
 
-def test_another_budget_continues_the_search_or_starts_it_over_if_its_first_round_had_not_ended(tmp_path, monkeypatch):
+def test_another_budget_continues_the_search_or_starts_it_over_if_its_first_round_had_not_ended(digits_run, monkeypatch):
     # A starved run's note advises a larger --budget; run again in the same directory, it must search again, not
     # hand back the recorded search's answer.
     calls: list = []
@@ -111,7 +110,7 @@ def test_another_budget_continues_the_search_or_starts_it_over_if_its_first_roun
         return fake(task, space, out=out, **settings)
 
     monkeypatch.setattr(search, "run_search", run)
-    out = tmp_path / "run"
+    out = digits_run
     autobs.tune(DIGITS, budget=600, out=out, progress=False)
     autobs.tune(DIGITS, budget=600, out=out, progress=False)
     assert len(calls) == 1  # the same budget: the recorded search is the answer
@@ -127,10 +126,10 @@ def test_another_budget_continues_the_search_or_starts_it_over_if_its_first_roun
     assert len(calls) == 3 and calls[2]["resume"] and calls[2]["recorded"]
 
 
-def test_the_budget_counts_from_the_commands_start_not_from_the_search(tmp_path, monkeypatch):
+def test_the_budget_counts_from_the_commands_start_not_from_the_search(digits_run, monkeypatch):
     calls: list = []
     _fake_stages(monkeypatch, calls)
-    out = tmp_path / "run"
+    out = digits_run
     autobs.tune(DIGITS, budget=600, out=out, progress=False)
     (out / "search.json").unlink()  # the measured stages are reused; the search runs again
     # As `autobs recommend` passes it: the command began 300 s ago (loading, say), so the search gets 300 s less.
@@ -139,21 +138,21 @@ def test_the_budget_counts_from_the_commands_start_not_from_the_search(tmp_path,
     assert first < 600 - 4 and second < first - 250  # the reserve for fit, report and exit comes off both
 
 
-def test_without_a_budget_the_search_is_sized_to_the_task(tmp_path, monkeypatch, capsys):
+def test_without_a_budget_the_search_is_sized_to_the_task(digits_stages, tmp_path, monkeypatch, capsys):
     calls: list = []
     _fake_stages(monkeypatch, calls)
-    out = tmp_path / "run"
-    autobs.tune(DIGITS, out=out)
+    alone, budgeted = (shutil.copytree(digits_stages, tmp_path / name) for name in ("alone", "budgeted"))
+    autobs.tune(DIGITS, out=alone)
     err = capsys.readouterr().err
     assert "times as long as its first round takes; --budget sets it" in err and " s of at most 300 s] " in err
-    autobs.tune(DIGITS, budget=600, out=out, fresh=True, progress=False)  # a budget given is the user's to spend
+    autobs.tune(DIGITS, budget=600, out=budgeted, progress=False)  # a budget given is the user's to spend
     assert [c["rounds"] for c in calls] == [pipeline.SEARCH_ROUNDS, None]
     assert calls[0]["budget_s"] < pipeline.DEFAULT_BUDGET_S < calls[1]["budget_s"]  # the whole run's cap still holds
 
 
-def test_recommendation_builds_working_optimizer_and_scheduler(tmp_path, monkeypatch):
+def test_recommendation_builds_working_optimizer_and_scheduler(digits_run, monkeypatch):
     _fake_stages(monkeypatch, [])
-    rec = autobs.tune(DIGITS, budget=600, out=tmp_path / "run", progress=False)
+    rec = autobs.tune(DIGITS, budget=600, out=digits_run, progress=False)
     task = autobs.load_task(DIGITS)
     model = task.model()
     opt = rec.optimizer(model.parameters())
