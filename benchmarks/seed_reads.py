@@ -22,6 +22,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -61,7 +62,7 @@ def as_search_reads(curve: list[dict], target: float, higher_is_better: bool) ->
     """The crossing a search trial reads: its curve up to where ``CrossingWatch`` stops it, off the monotone fit."""
     watch = CrossingWatch(target, higher_is_better)
     for i, point in enumerate(curve):
-        if watch(argparse.Namespace(**point)):
+        if watch(SimpleNamespace(**point)):
             curve = curve[: i + 1]
             break
     return steps_to_target(curve, target, higher_is_better, monotone=True)

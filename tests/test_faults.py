@@ -52,33 +52,27 @@ def test_bad_settings_are_one_paragraph_errors_before_any_work(tmp_path, args, w
     assert not (tmp_path / "run" / "memory.json").exists()
 
 
-@pytest.fixture
-def finished(digits_stages):
-    """A run directory with the measured stages done (the search is not needed here)."""
-    return digits_stages
-
-
 @pytest.mark.parametrize("damage", ["truncated", "empty", "not an object"])
-def test_damaged_stage_file_is_reported_and_left_as_it_is(finished, tmp_path, damage):
+def test_damaged_stage_file_is_reported_and_left_as_it_is(digits_stages, tmp_path, damage):
     out = tmp_path / "run"
     out.mkdir(mode=0o700)
     for name in ("memory.json", "lr_range.json"):
-        (out / name).write_text((finished / name).read_text())
-    text = (finished / "memory.json").read_text()
+        (out / name).write_text((digits_stages / name).read_text())
+    text = (digits_stages / "memory.json").read_text()
     broken = {"truncated": text[: len(text) // 2], "empty": "", "not an object": "[1, 2]"}[damage]
     (out / "memory.json").write_text(broken)
     done = _recommend("--out", str(out))
     _user_error(done, "memory.json is damaged")
     assert (out / "memory.json").read_text() == broken  # never silently replaced
-    assert (out / "lr_range.json").read_text() == (finished / "lr_range.json").read_text()  # the rest survives
+    assert (out / "lr_range.json").read_text() == (digits_stages / "lr_range.json").read_text()  # the rest survives
 
 
 @pytest.mark.parametrize("command,name", [("recommend", "memory.json"), ("probe", "memory.json"),
                                           ("lr-find", "lr_range.json"), ("noise", "noise.json")])
-def test_stage_file_of_another_task_is_refused_not_overwritten(finished, tmp_path, command, name):
+def test_stage_file_of_another_task_is_refused_not_overwritten(digits_stages, tmp_path, command, name):
     out = tmp_path / "run"
     out.mkdir(mode=0o700)
-    foreign = json.loads((finished / name).read_text()) if (finished / name).exists() else {"task": {}}
+    foreign = json.loads((digits_stages / name).read_text()) if (digits_stages / name).exists() else {"task": {}}
     foreign["task"] = {**foreign["task"], "name": "other_model", "fingerprint": "0123456789abcdef"}
     write_json(out / name, foreign)
     before = (out / name).read_text()

@@ -46,15 +46,8 @@ def _fake_stages(monkeypatch, calls: list, first_round_s: float | None = None) -
     monkeypatch.setattr(search, "run_search", _fake_search(calls, first_round_s))
 
 
-def test_interrupted_run_resumes_without_redoing_finished_stages(tmp_path, monkeypatch):
-    out = tmp_path / "run"
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(search, "run_search", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        autobs.tune(DIGITS, budget=600, out=out, progress=False)
+def test_interrupted_run_resumes_without_redoing_finished_stages(digits_run, monkeypatch):
+    out = digits_run  # a run interrupted (Ctrl-C) once its search began (conftest.digits_stages)
     saved = {name: (out / name).read_text() for name in ("memory.json", "lr_range.json", "noise.json")}
     assert not (out / "recommendation.json").exists()
     # The noise run trains at the range tests' level (their geometric mean), not at one size's read.
